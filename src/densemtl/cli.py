@@ -1,0 +1,125 @@
+"""The ``densemtl`` command.
+
+``fit``, ``validate`` and ``test`` are LightningCLI subcommands (YAML configs, dotted overrides,
+``--print_config``); the tools (``demo``, ``predict``, ``evaluate``, ``profile``, ``data ...``,
+``benchmark``) are plain argparse subcommands. User errors are printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from densemtl.errors import DenseMTLError
+
+LIGHTNING_SUBCOMMANDS = {
+    "fit": "train a model (LightningCLI: --config FILE, --model.*, --data.*, --trainer.*, --ckpt_path last)",
+    "validate": "evaluate on the validation split (LightningCLI, --ckpt_path FILE)",
+    "test": "evaluate on the test split (LightningCLI, --ckpt_path FILE)",
+}
+
+# name -> (module, help); each module has add_arguments(parser) and run(args) -> int
+TOOLS: dict[str, tuple[str, str]] = {
+    "demo": ("densemtl.demo", "render synthetic rooms, train, evaluate and write a report"),
+    "predict": ("densemtl.predict", "run a checkpoint on images / a folder / a video"),
+    "evaluate": ("densemtl.evaluate", "score saved predictions against a dataset"),
+    "profile": ("densemtl.profile", "parameters, MACs/FLOPs, latency and memory of a model"),
+}
+DATA_TOOLS: dict[str, tuple[str, str, str, str]] = {
+    "render": ("densemtl.data.synthetic_cli", "add_arguments", "run", "render the synthetic dataset"),
+    "check": ("densemtl.data.check", "add_check_arguments", "run_check", "validate a dataset on disk"),
+    "convert": ("densemtl.data.check", "add_convert_arguments", "run_convert", "convert a dataset to the folder format"),
+}
+
+
+def _lightning_cli(argv: Sequence[str] | None) -> None:
+    """Run LightningCLI on ``argv`` (``None``: the process's own command line)."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+
+    from densemtl.checkpoint import AtomicCheckpointIO
+    from densemtl.data.datamodule import DenseDataModule
+    from densemtl.module import DenseMTLModule
+
+    class DenseMTLCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            parser.link_arguments("model.tasks", "data.tasks")
+            for name in ("num_classes", "class_names", "class_colors"):
+                parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+
+    DenseMTLCLI(
+        DenseMTLModule,
+        DenseDataModule,
+        args=list(argv) if argv is not None else None,
+        trainer_defaults={
+            "default_root_dir": "runs",
+            "callbacks": [
+                ModelCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True, save_top_k=1),
+                LearningRateMonitor(logging_interval="step"),
+            ],
+            "plugins": [AtomicCheckpointIO()],
+        },
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False},
+        auto_configure_optimizers=False,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="densemtl",
+        description="Multi-task dense prediction: semantic segmentation + monocular depth (+ normals).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in LIGHTNING_SUBCOMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    for name, (module, text) in TOOLS.items():
+        tool = sub.add_parser(name, help=text, description=text)
+        tool.set_defaults(_module=module, _run="run")
+        _add_tool_arguments(tool, module, "add_arguments")
+    data = sub.add_parser("data", help="render, check or convert datasets", description="Dataset tools.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    for name, (module, add, run, text) in DATA_TOOLS.items():
+        tool = data_sub.add_parser(name, help=text, description=text)
+        tool.set_defaults(_module=module, _run=run)
+        _add_tool_arguments(tool, module, add)
+    return parser
+
+
+def _add_tool_arguments(parser: argparse.ArgumentParser, module: str, function: str) -> None:
+    try:
+        getattr(importlib.import_module(module), function)(parser)
+    except (ImportError, AttributeError) as exc:  # a tool still being built must not break the others
+        parser.set_defaults(_unavailable=str(exc))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from_process = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+            try:
+                _lightning_cli(None if from_process else argv)
+            except argparse.ArgumentError as exc:
+                raise DenseMTLError(f"bad configuration: {' '.join(str(exc).split())}") from None
+            return 0
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "_module", None):
+            build_parser().print_help()
+            return 0
+        if getattr(args, "_unavailable", None):
+            raise DenseMTLError(f"this command is unavailable: {args._unavailable}")
+        return int(getattr(importlib.import_module(args._module), args._run)(args) or 0)
+    except DenseMTLError as exc:
+        print(f"densemtl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("densemtl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Augmentations on sample dicts that keep depth, normals and intrinsics consistent with the image.
+
+- Resizing: image bilinear (antialiased when shrinking); semseg, depth and normals nearest, so no
+  label is invented and invalid depth (0) never bleeds into valid pixels.
+- :class:`RandomScaleCrop` zooms in by ``s`` and divides depth by ``s`` (the zoom is treated as
+  the camera moving closer, as mtan and XTasC-Net do), so metric scale stays learnable.
+- :class:`RandomHorizontalFlip` negates the normals' x component and mirrors ``cx``.
+- :class:`ColorJitter` touches RGB only.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+Sample = dict[str, Any]
+LABEL_KEYS = ("semseg", "depth", "normals")
+
+
+def _resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    squeeze = label.dim() == 2
+    x = label[None, None] if squeeze else label[None]
+    dtype = x.dtype
+    x = F.interpolate(x.float(), size=size, mode="nearest-exact").to(dtype)
+    return x[0, 0] if squeeze else x[0]
+
+
+def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
+    """Resize image and every label to ``size`` = (height, width); intrinsics are scaled."""
+    height, width = sample["image"].shape[-2:]
+    if (height, width) == tuple(size):
+        return sample
+    out = dict(sample)
+    shrinking = size[0] < height or size[1] < width
+    out["image"] = F.interpolate(
+        sample["image"][None], size=size, mode="bilinear", align_corners=False, antialias=shrinking
+    )[0].clamp_(0, 1)
+    for key in LABEL_KEYS:
+        if key in sample:
+            out[key] = _resize_label(sample[key], size)
+    meta = dict(sample.get("meta", {}))
+    if "intrinsics" in meta:
+        sx, sy = size[1] / width, size[0] / height
+        fx, fy, cx, cy = meta["intrinsics"].tolist()
+        # pixel-centre convention: x' + 0.5 = (x + 0.5) * s
+        meta["intrinsics"] = torch.tensor([fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5])
+    out["meta"] = meta
+    return out
+
+
+def crop_sample(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    """Crop image and labels; shifts the principal point."""
+    out = dict(sample)
+    out["image"] = sample["image"][..., top : top + height, left : left + width]
+    for key in LABEL_KEYS:
+        if key in sample:
+            out[key] = sample[key][..., top : top + height, left : left + width]
+    meta = dict(sample.get("meta", {}))
+    if "intrinsics" in meta:
+        fx, fy, cx, cy = meta["intrinsics"].tolist()
+        meta["intrinsics"] = torch.tensor([fx, fy, cx - left, cy - top])
+    out["meta"] = meta
+    return out
+
+
+class Compose:
+    def __init__(self, transforms: Sequence[Callable[[Sample], Sample]]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: Sample) -> Sample:
+        for transform in self.transforms:
+            sample = transform(sample)
+        return sample
+
+
+class Resize:
+    """Resize to a fixed (height, width)."""
+
+    def __init__(self, size: Sequence[int]) -> None:
+        self.size = (int(size[0]), int(size[1]))
+
+    def __call__(self, sample: Sample) -> Sample:
+        return resize_sample(sample, self.size)
+
+
+class RandomScaleCrop:
+    """Zoom in by s ~ U(scales) (or a choice from a list), crop back to the input size; depth /= s.
+
+    With ``scales=(1.0, 1.2, 1.5)`` and ``choice=True`` this is Vandenhende et al.'s NYUD protocol;
+    mtan uses s ~ U(1.0, 1.5) with the same depth division.
+    """
+
+    def __init__(self, scales: Sequence[float] = (1.0, 1.5), choice: bool = False, p: float = 1.0) -> None:
+        if min(scales) < 1.0:
+            raise ValueError("RandomScaleCrop zooms in only: scales must be >= 1")
+        self.scales = tuple(float(s) for s in scales)
+        self.choice = choice
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if random.random() >= self.p:
+            return sample
+        s = random.choice(self.scales) if self.choice else random.uniform(min(self.scales), max(self.scales))
+        if s == 1.0:
+            return sample
+        height, width = sample["image"].shape[-2:]
+        big = (math.ceil(height * s), math.ceil(width * s))
+        out = resize_sample(sample, big)
+        top = random.randint(0, big[0] - height)
+        left = random.randint(0, big[1] - width)
+        out = crop_sample(out, top, left, height, width)
+        if "depth" in out:
+            out["depth"] = out["depth"] / s
+        if "intrinsics" in out.get("meta", {}):
+            # The zoom is modelled as moving closer: focal length keeps its pre-zoom value.
+            intr = out["meta"]["intrinsics"].clone()
+            intr[:2] /= s
+            out["meta"]["intrinsics"] = intr
+        return out
+
+
+class RandomHorizontalFlip:
+    """Mirror left-right; normals' x is negated, cx mirrored."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if random.random() >= self.p:
+            return sample
+        out = dict(sample)
+        out["image"] = sample["image"].flip(-1)
+        for key in LABEL_KEYS:
+            if key in sample:
+                out[key] = sample[key].flip(-1)
+        if "normals" in out:
+            out["normals"] = out["normals"] * torch.tensor([-1.0, 1.0, 1.0]).view(3, 1, 1)
+        meta = dict(sample.get("meta", {}))
+        if "intrinsics" in meta:
+            width = sample["image"].shape[-1]
+            fx, fy, cx, cy = meta["intrinsics"].tolist()
+            meta["intrinsics"] = torch.tensor([fx, fy, width - 1 - cx, cy])
+        out["meta"] = meta
+        return out
+
+
+def adjust_saturation(image: torch.Tensor, factor: float | torch.Tensor) -> torch.Tensor:
+    grey = (0.299 * image[..., 0:1, :, :] + 0.587 * image[..., 1:2, :, :] + 0.114 * image[..., 2:3, :, :])
+    return (grey + (image - grey) * factor).clamp(0, 1)
+
+
+class ColorJitter:
+    """Random brightness / contrast / saturation (multiplicative factors in [1-x, 1+x]); RGB only."""
+
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 1.0) -> None:
+        self.brightness, self.contrast, self.saturation, self.p = brightness, contrast, saturation, p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if random.random() >= self.p:
+            return sample
+        image = sample["image"]
+        order = [0, 1, 2]
+        random.shuffle(order)
+        for op in order:
+            if op == 0 and self.brightness:
+                image = (image * random.uniform(1 - self.brightness, 1 + self.brightness)).clamp(0, 1)
+            elif op == 1 and self.contrast:
+                mean = image.mean()
+                image = (mean + (image - mean) * random.uniform(1 - self.contrast, 1 + self.contrast)).clamp(0, 1)
+            elif op == 2 and self.saturation:
+                image = adjust_saturation(image, random.uniform(1 - self.saturation, 1 + self.saturation))
+        out = dict(sample)
+        out["image"] = image
+        return out
+
+
+def build_transforms(
+    size: Sequence[int] | None = None,
+    train: bool = False,
+    scales: Sequence[float] = (1.0, 1.5),
+    flip: bool = True,
+    color_jitter: float = 0.2,
+) -> Compose:
+    """The default pipeline: resize, then (train only) scale-crop, flip and colour jitter."""
+    steps: list[Callable[[Sample], Sample]] = []
+    if size is not None:
+        steps.append(Resize(size))
+    if train:
+        if max(scales) > 1.0:
+            steps.append(RandomScaleCrop(scales))
+        if flip:
+            steps.append(RandomHorizontalFlip())
+        if color_jitter:
+            steps.append(ColorJitter(color_jitter, color_jitter, color_jitter))
+    return Compose(steps)
