@@ -27,6 +27,10 @@ TOOLS: dict[str, tuple[str, str]] = {
     "predict": ("densemtl.predict", "run a checkpoint on images / a folder / a video"),
     "evaluate": ("densemtl.evaluate", "score saved predictions against a dataset"),
     "profile": ("densemtl.profile", "parameters, MACs/FLOPs, latency and memory of a model"),
+    "benchmark": ("densemtl.benchmark", "inference latency of the deployment paths (eager, compile, ONNX...)"),
+    "export": ("densemtl.export", "export a model to ONNX or TorchScript"),
+    "distill": ("densemtl.distill", "write a teacher's pseudo-labels for samples lacking a task's label"),
+    "compare": ("densemtl.compare", "train several models under one protocol and tabulate them"),
 }
 DATA_TOOLS: dict[str, tuple[str, str, str, str]] = {
     "render": ("densemtl.data.synthetic_cli", "add_arguments", "run", "render the synthetic dataset"),
@@ -35,8 +39,8 @@ DATA_TOOLS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def _lightning_cli(argv: Sequence[str] | None) -> None:
-    """Run LightningCLI on ``argv`` (``None``: the process's own command line)."""
+def build_cli(argv: Sequence[str] | None, run: bool = True) -> Any:
+    """The LightningCLI of densemtl (``run=False``: parse and instantiate only, for ``demo``)."""
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
@@ -50,10 +54,11 @@ def _lightning_cli(argv: Sequence[str] | None) -> None:
             for name in ("num_classes", "class_names", "class_colors"):
                 parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
-    DenseMTLCLI(
+    return DenseMTLCLI(
         DenseMTLModule,
         DenseDataModule,
         args=list(argv) if argv is not None else None,
+        run=run,
         trainer_defaults={
             "default_root_dir": "runs",
             "callbacks": [
@@ -102,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
             try:
-                _lightning_cli(None if from_process else argv)
+                build_cli(None if from_process else argv)
             except argparse.ArgumentError as exc:
                 raise DenseMTLError(f"bad configuration: {' '.join(str(exc).split())}") from None
             return 0

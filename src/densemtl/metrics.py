@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ __all__ = [
     "SegmentationMetrics",
     "delta_mtl",
     "eigen_crop_mask",
+    "normal_angles",
 ]
 
 SEMSEG_METRICS = ("miou", "pixel_acc")
@@ -105,14 +107,13 @@ def _count_state() -> Tensor:
 
 
 def _as_class_ids(preds: Tensor, target: Tensor) -> Tensor:
-    if preds.dim() == target.dim() + 1:
-        return preds.argmax(dim=1)
-    if preds.shape != target.shape:
+    ids = preds.argmax(dim=1) if preds.dim() == target.dim() + 1 else preds.long()
+    if ids.shape != target.shape:
         raise ValueError(
             f"semseg predictions must be logits [B, C, H, W] or class ids [B, H, W] matching the target "
             f"{tuple(target.shape)}, got {tuple(preds.shape)}"
         )
-    return preds.long()
+    return ids
 
 
 def _bad_ids(ids: Tensor) -> list[int]:
@@ -183,9 +184,8 @@ class SegmentationMetrics(Metric):
             raise ValueError(f"predicted class ids {_bad_ids(p[bad_p])} are outside 0..{num - 1}")
         self.confmat += torch.bincount(g * num + p, minlength=num * num).reshape(num, num)
 
-    def compute_per_class(self) -> Tensor:
-        """IoU of every class (float64 [C]); an absent class is NaN or 0 according to ``absent_policy``."""
-        cm = self.confmat.double()
+    def _per_class(self, confmat: Tensor) -> Tensor:
+        cm = confmat.double()
         tp = cm.diagonal()
         union = cm.sum(0) + cm.sum(1) - tp
         iou = tp / union  # 0/0 = NaN for a class absent from both prediction and ground truth
@@ -193,12 +193,22 @@ class SegmentationMetrics(Metric):
             iou = torch.nan_to_num(iou, nan=0.0)
         return iou
 
+    def compute_per_class(self) -> Tensor:
+        """IoU of every class (float64 [C]); an absent class is NaN or 0 according to ``absent_policy``.
+
+        Synchronises the confusion matrix across DDP ranks like :meth:`compute` (call it on every rank).
+        """
+        if self._is_synced:
+            return self._per_class(self.confmat)
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, process_group=self.process_group):
+            return self._per_class(self.confmat)
+
     def compute(self) -> dict[str, Tensor]:
         """``miou`` (mean IoU under ``absent_policy``) and ``pixel_acc`` (NaN if nothing was counted)."""
         total = self.confmat.sum()
         if total == 0:
             return {"miou": torch.tensor(math.nan), "pixel_acc": torch.tensor(math.nan)}
-        iou = self.compute_per_class()
+        iou = self._per_class(self.confmat)
         miou = iou.nanmean() if self.absent_policy == "nan" else iou.mean()
         acc = self.confmat.diagonal().sum().double() / total
         return {"miou": miou.float(), "pixel_acc": acc.float()}
@@ -511,10 +521,12 @@ class MultiTaskMetrics(nn.Module):
         """One flat ``{metric name: float}`` over all tasks (names are unique; NaN for a task never updated)."""
         result: dict[str, float] = {}
         for metric in self.metrics.values():
-            if metric.update_count == 0:  # e.g. a validation set without this task's labels
-                result.update(dict.fromkeys(metric.names, math.nan))
-                continue
-            result.update({name: float(value) for name, value in metric.compute().items()})
+            # Always compute (it all-reduces the states: every DDP rank must take part, even one
+            # that saw no labelled sample); a never-updated metric gives NaN, without the warning.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
+                values = metric.compute()
+            result.update({name: float(value) for name, value in values.items()})
         return result
 
     def reset(self) -> None:

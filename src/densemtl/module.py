@@ -7,8 +7,10 @@ framework's job.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -115,8 +117,13 @@ class DenseMTLModule(L.LightningModule):
         return self.net(image)
 
     def compute_losses(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """Per-task losses; pixels without a label (missing or ignored) are skipped."""
-        return {t: self.losses[t](outputs[t], batch[t], valid_mask(t, batch[t])) for t in self.tasks}
+        """Per-task losses plus the architecture's extra terms (deep supervision, consistency...).
+
+        Pixels without a label (missing or ignored) are skipped.
+        """
+        losses = {t: self.losses[t](outputs[t], batch[t], valid_mask(t, batch[t])) for t in self.tasks}
+        losses.update(self.net.extra_losses(outputs, batch, self.losses))
+        return losses
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         outputs = self(batch["image"])
@@ -161,6 +168,11 @@ class DenseMTLModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_epoch_metrics(self.test_metrics, "test")
+        log_dir = self.trainer.log_dir if self.trainer is not None else None
+        if log_dir and self.trainer.is_global_zero:
+            path = Path(log_dir) / "test_metrics.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.test_results, indent=1, sort_keys=True))
 
     def _log_panels(self, batch: dict[str, Any], outputs: dict[str, torch.Tensor]) -> None:
         logger = self.logger

@@ -12,13 +12,15 @@ Conventions (also written into every report):
 * **latency**: median and 90th percentile over ``runs`` timed forward passes after ``warmup``
   untimed ones, ``model.eval()`` under ``torch.inference_mode()`` (CUDA synchronised around each
   pass); **throughput** = batch / median latency, in images/s.
-* **peak memory**: on CUDA ``torch.cuda.max_memory_allocated`` during the timed runs (weights, input,
-  activations and workspace held by tensors). On CPU the growth of the process's resident set (RSS)
-  during the timed runs over its size just before them, i.e. what a forward pass adds on top of the
-  loaded model (activations, workspace); read from ``/proc/self/status`` ``VmHWM`` after resetting it
-  through ``/proc/self/clear_refs`` (Linux), else from ``resource.getrusage`` ``ru_maxrss`` (which
-  only shows growth beyond the process's earlier peak). ``weights_mb`` gives the parameter and
-  buffer bytes separately.
+* **peak memory**, over the warm-up and timed passes (the first passes are the ones that allocate):
+  on CUDA ``torch.cuda.max_memory_allocated`` (weights, input, activations and workspace held by
+  tensors). On CPU the growth of the process's resident set (RSS) over its size just before the
+  passes, i.e. what running the model adds on top of the loaded model (activations, workspace,
+  kernel caches): freed heap is first handed back to the OS (glibc ``malloc_trim``), then the peak
+  is read from ``/proc/self/status`` ``VmHWM`` after resetting it through ``/proc/self/clear_refs``
+  (Linux); elsewhere from ``resource.getrusage`` ``ru_maxrss``, which only shows growth beyond the
+  process's earlier peak. ``weights_mb`` gives the parameter and buffer bytes separately,
+  ``peak_rss_mb`` the whole process's peak.
 
 ``--model`` is a backbone name (profiles its ``features_only`` encoder: ``forward_features`` without
 the classifier), a YAML config (its ``model:`` section is passed to ``densemtl.models.build_model``)
@@ -37,7 +39,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -119,6 +120,10 @@ def _release_free_heap() -> None:
 
 
 def _maxrss_kb() -> int:
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
 
@@ -357,7 +362,7 @@ def machine_description(device: str | torch.device = "cpu") -> str:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 0
     text = (
-        f"{cpu}, {cores} cores visible, {torch.get_num_threads()} torch threads; "
+        f"{cpu}, {cores} cores visible, torch threads: {torch.get_num_threads()}; "
         f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}"
     )
     if torch.device(device).type == "cuda" and torch.cuda.is_available():

@@ -38,7 +38,15 @@ from densemtl.data.realbase import RealDataset, Transform, build_lut, map_ids
 from densemtl.data.sample import IGNORE_INDEX
 from densemtl.errors import DataError
 
-CITYSCAPES_CATEGORY_NAMES: tuple[str, ...] = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
+CITYSCAPES_CATEGORY_NAMES: tuple[str, ...] = (
+    "flat",
+    "construction",
+    "object",
+    "nature",
+    "sky",
+    "human",
+    "vehicle",
+)
 CITYSCAPES_CATEGORY_COLORS: tuple[tuple[int, int, int], ...] = (
     (128, 64, 128), (70, 70, 70), (153, 153, 153), (107, 142, 35), (70, 130, 180), (220, 20, 60), (0, 0, 142),
 )  # fmt: skip
@@ -75,12 +83,16 @@ def label_id_lut(num_classes: int) -> np.ndarray:
 
 
 def disparity_to_depth(png: np.ndarray, baseline: float, fx: float) -> np.ndarray:
-    """Cityscapes disparity PNG values -> metric depth (metres, 0 = invalid)."""
+    """Cityscapes disparity PNG values -> metric depth (metres, 0 = invalid).
+
+    ``depth = baseline * fx / ((p - 1) / 256)`` for ``p > 1``; ``p == 0`` (invalid) and ``p == 1``
+    (zero disparity, infinitely far) give 0.
+    """
     png = np.asarray(png, dtype=np.float32)
-    disparity = np.where(png > 1, (png - 1.0) / 256.0, 0.0).astype(np.float32)
-    with np.errstate(divide="ignore"):
-        depth = np.where(disparity > 0, baseline * fx / np.maximum(disparity, 1e-12), 0.0)
-    return depth.astype(np.float32)
+    depth = np.zeros(png.shape, dtype=np.float32)
+    valid = png > 1
+    depth[valid] = np.float32(baseline * fx * 256.0) / (png[valid] - 1.0)
+    return depth
 
 
 def disparity_pixels(png: np.ndarray) -> np.ndarray:
@@ -107,7 +119,9 @@ def read_camera(path: str | Path) -> dict[str, float]:
     except json.JSONDecodeError as exc:
         raise DataError(path, f"invalid JSON ({exc})") from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(path, f"camera file lacks extrinsic.baseline / intrinsic.fx,fy,u0,v0 ({exc})") from None
+        raise DataError(
+            path, f"camera file lacks extrinsic.baseline / intrinsic.fx,fy,u0,v0 ({exc})"
+        ) from None
 
 
 @DATASETS.register("cityscapes")
@@ -147,7 +161,9 @@ class Cityscapes(RealDataset):
         self._lut = label_id_lut(num_classes)
         image_dir = self.root / "leftImg8bit" / split
         if not image_dir.is_dir():
-            raise DataError(image_dir, "folder not found (expected root/leftImg8bit/<split>/<city>/*_leftImg8bit.png)")
+            raise DataError(
+                image_dir, "folder not found (expected root/leftImg8bit/<split>/<city>/*_leftImg8bit.png)"
+            )
         folders = {
             "semseg": (self.root / "gtFine" / split, "_gtFine_labelIds.png"),
             "depth": (self.root / "disparity" / split, "_disparity.png"),
@@ -186,11 +202,21 @@ class Cityscapes(RealDataset):
 
     def _load(self, index: int) -> dict[str, Any]:
         entry = self.entries[index]
-        raw: dict[str, Any] = {"rgb": io.read_image(entry["image"]), "rgb_path": str(entry["image"]), "paths": {}}
+        raw: dict[str, Any] = {
+            "rgb": io.read_image(entry["image"]),
+            "rgb_path": str(entry["image"]),
+            "paths": {},
+        }
         camera = None
         camera_path = entry.get("camera")
         if camera_path is None and self.has_camera:
-            camera_path = self.root / "camera" / str(self.split) / entry["image"].parent.name / f"{self.ids[index]}_camera.json"
+            camera_path = (
+                self.root
+                / "camera"
+                / str(self.split)
+                / entry["image"].parent.name
+                / f"{self.ids[index]}_camera.json"
+            )
         if camera_path is not None and camera_path.is_file():
             camera = read_camera(camera_path)
             raw["intrinsics"] = (camera["fx"], camera["fy"], camera["cx"], camera["cy"])

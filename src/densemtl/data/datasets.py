@@ -14,7 +14,16 @@ from densemtl.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 
-_DATASET_MODULES = ("densemtl.data.folder",)
+_DATASET_MODULES = (
+    "densemtl.data.folder",
+    "densemtl.data.nyuv2",
+    "densemtl.data.nyud_mt",
+    "densemtl.data.mtan",
+    "densemtl.data.cityscapes",
+    "densemtl.data.sunrgbd",
+    "densemtl.data.kitti",
+    "densemtl.data.scannet",
+)
 _loaded = False
 
 

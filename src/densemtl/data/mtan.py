@@ -155,7 +155,11 @@ class CityscapesMtan(_MtanNpy):
         self.normals_axes = "x,y,z"
         folder_split = "val" if split == "test" else str(split)
         label = f"label_{num_classes}"
-        if num_classes == 7 and not (self.root / folder_split / label).is_dir() and (self.root / folder_split / "label").is_dir():
+        if (
+            num_classes == 7
+            and not (self.root / folder_split / label).is_dir()
+            and (self.root / folder_split / "label").is_dir()
+        ):
             label = "label"
         self.folders = {"semseg": label, "depth": "depth"}
         self._stems: list[str] = []

@@ -39,7 +39,11 @@ from densemtl.errors import DataError
 #: segmentation PNG value (0 = void, 1..40) -> 0-based class id / 255
 _LUT_SEG = build_lut({0: IGNORE_INDEX, **{k: k - 1 for k in range(1, 41)}})
 
-_FOLDERS = {"semseg": ("segmentation", (".png",)), "depth": ("depth", (".npy",)), "normals": ("normals", (".npy", ".png"))}
+_FOLDERS = {
+    "semseg": ("segmentation", (".png",)),
+    "depth": ("depth", (".npy",)),
+    "normals": ("normals", (".npy", ".png")),
+}
 
 
 @DATASETS.register("nyud_mt")
@@ -79,7 +83,9 @@ class NYUDMT(RealDataset):
             key = "val" if split == "test" else split
             split_file = self.root / "gt_sets" / f"{key}.txt"
             if not split_file.is_file():
-                raise DataError(split_file, "split file not found (NYUD_MT ships gt_sets/train.txt and gt_sets/val.txt)")
+                raise DataError(
+                    split_file, "split file not found (NYUD_MT ships gt_sets/train.txt and gt_sets/val.txt)"
+                )
             names = read_lines(split_file, "split file")
         self.entries: list[dict[str, Path]] = []
         for name in names:
@@ -93,7 +99,10 @@ class NYUDMT(RealDataset):
                 folder, suffixes = _FOLDERS[task]
                 path = find_with_suffix(self.root / folder, name, suffixes)
                 if path is None:
-                    self._problem(self.root / folder / f"{name}{suffixes[0]}", f"{task} file for {image.name} is missing")
+                    self._problem(
+                        self.root / folder / f"{name}{suffixes[0]}",
+                        f"{task} file for {image.name} is missing",
+                    )
                     complete = False
                 else:
                     entry[task] = path
@@ -119,4 +128,3 @@ class NYUDMT(RealDataset):
             else:
                 raw["normals"] = apply_normals_axes(io.read_normals(path), self.normals_axes)
         return raw
-

@@ -137,7 +137,9 @@ def map_40_to_13(labels: ArrayOrTensor) -> ArrayOrTensor:
     array = array.astype(np.int64)
     bad = ((array < 0) | (array > 255)) | (_LUT_40_TO_13[np.clip(array, 0, 255)] < 0)
     if bad.any():
-        raise ValueError(f"NYU-40 ids must be 0..39 or {IGNORE_INDEX}, got {sorted(set(np.unique(array[bad]).tolist()))[:6]}")
+        raise ValueError(
+            f"NYU-40 ids must be 0..39 or {IGNORE_INDEX}, got {sorted(set(np.unique(array[bad]).tolist()))[:6]}"
+        )
     out = _LUT_40_TO_13[array]
     if isinstance(labels, torch.Tensor):
         return torch.from_numpy(out).to(labels.device)
@@ -224,11 +226,16 @@ class NYUv2(RealDataset):
         else:
             key = "test" if split == "val" else split
             if key not in ("train", "test"):
-                raise DataError(self.root, f"unknown NYUv2 split {split!r}; use train, test (alias val) or all")
+                raise DataError(
+                    self.root, f"unknown NYUv2 split {split!r}; use train, test (alias val) or all"
+                )
             indices = _read_splits_mat(self.root / splits_file)[key]
             beyond = [i + 1 for i in indices if not 0 <= i < count]
             if beyond:
-                raise DataError(self.root / splits_file, f"frame numbers {beyond[:5]} exceed the {count} frames in {self.mat_path.name}")
+                raise DataError(
+                    self.root / splits_file,
+                    f"frame numbers {beyond[:5]} exceed the {count} frames in {self.mat_path.name}",
+                )
         self.indices = indices
         self.ids = [f"{i + 1:06d}" for i in indices]
         self._finish_index()
@@ -248,10 +255,14 @@ class NYUv2(RealDataset):
                 raise DataError(self.mat_path, f"variable {key!r} not found")
         count = shapes["images"][0]
         if len(shapes["images"]) != 4 or shapes["images"][1] != 3:
-            raise DataError(self.mat_path, f"'images' must be (N, 3, W, H) in HDF5 order, got {shapes['images']}")
+            raise DataError(
+                self.mat_path, f"'images' must be (N, 3, W, H) in HDF5 order, got {shapes['images']}"
+            )
         for key in ("depths", "labels"):
             if shapes[key] != (count, *shapes["images"][2:]):
-                raise DataError(self.mat_path, f"{key!r} shape {shapes[key]} does not match images {shapes['images']}")
+                raise DataError(
+                    self.mat_path, f"{key!r} shape {shapes[key]} does not match images {shapes['images']}"
+                )
         return count
 
     def _file(self) -> Any:
@@ -277,7 +288,11 @@ class NYUv2(RealDataset):
             rgb = np.asarray(handle["images"][frame]).transpose(2, 1, 0)
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(where.format("images"), f"cannot read ({exc})") from None
-        raw: dict[str, Any] = {"rgb": np.ascontiguousarray(rgb, dtype=np.uint8), "rgb_path": where.format("images"), "paths": {}}
+        raw: dict[str, Any] = {
+            "rgb": np.ascontiguousarray(rgb, dtype=np.uint8),
+            "rgb_path": where.format("images"),
+            "paths": {},
+        }
         if rgb.shape[:2] == (480, 640):
             raw["intrinsics"] = NYU_INTRINSICS
         if "depth" in self.tasks:
@@ -347,7 +362,9 @@ class NYUv2List(RealDataset):
         self._num_classes = num_classes
         self.depth_scale = float(depth_scale)
         self.normals_axes = normals_axes
-        self.list_file = self.root / list_file if list_file is not None else _find_list_file(self.root, split or "train")
+        self.list_file = (
+            self.root / list_file if list_file is not None else _find_list_file(self.root, split or "train")
+        )
         columns = ("image", "semseg", "depth", "normals")
         self.entries: list[dict[str, Path | None]] = []
         seen: set[str] = set()
@@ -355,7 +372,9 @@ class NYUv2List(RealDataset):
         for number, line in enumerate(read_lines(self.list_file), start=1):
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) > 4:
-                raise DataError(self.list_file, f"line {number}: expected at most 4 columns, got {len(parts)}")
+                raise DataError(
+                    self.list_file, f"line {number}: expected at most 4 columns, got {len(parts)}"
+                )
             entry: dict[str, Path | None] = {c: None for c in columns}
             for column, part in zip(columns, parts):
                 entry[column] = None if part in ("-", "") else self.root / part
@@ -395,7 +414,10 @@ class NYUv2List(RealDataset):
                 labels = io.read_label_png(path)
                 bad = ((labels < 0) | (labels >= 40)) & (labels != IGNORE_INDEX)
                 if bad.any():
-                    raise DataError(path, f"label ids {sorted(np.unique(labels[bad]).tolist())[:6]} outside the 40 NYU classes")
+                    raise DataError(
+                        path,
+                        f"label ids {sorted(np.unique(labels[bad]).tolist())[:6]} outside the 40 NYU classes",
+                    )
                 raw["semseg"] = from_nyu40(labels, self._num_classes)
             elif task == "depth":
                 raw["depth"] = io.read_depth_png(path, self.depth_scale)

@@ -180,7 +180,9 @@ class RealDataset(Dataset):
                 raise DataError(self.root, f"unknown task {task!r}; known: {', '.join(TASKS)}")
             if task not in available:
                 have = ", ".join(available) or "none"
-                raise DataError(self.root, f"task {task!r} is not available in {self.name} here (available: {have})")
+                raise DataError(
+                    self.root, f"task {task!r} is not available in {self.name} here (available: {have})"
+                )
         self.tasks = requested
 
     def _problem(self, path: str | Path, problem: str) -> None:
@@ -192,7 +194,9 @@ class RealDataset(Dataset):
         if self.problems and self.strict:
             first = self.problems[0]
             more = len(self.problems) - 1
-            suffix = f" (and {more} more problem{'s' * (more > 1)}; run `densemtl data check`)" if more else ""
+            suffix = (
+                f" (and {more} more problem{'s' * (more > 1)}; run `densemtl data check`)" if more else ""
+            )
             raise DataError(first.path, first.problem + suffix)
         if not self.ids and not self.problems:
             raise DataError(self.root, f"no samples found for split {self.split!r} of {self.name}")
@@ -220,14 +224,26 @@ class RealDataset(Dataset):
         if rgb.ndim != 3 or rgb.shape[-1] != 3:
             raise DataError(rgb_path, f"expected an RGB image [H, W, 3], got shape {rgb.shape}")
         if rgb.dtype == np.uint8:
-            image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+            image = (
+                torch.from_numpy(np.require(rgb, requirements=["C", "W"]))
+                .permute(2, 0, 1)
+                .float()
+                .div_(255.0)
+            )
         else:
             rgb = rgb.astype(np.float32)
             if not np.isfinite(rgb).all() or rgb.min() < -1e-3 or rgb.max() > 1.0 + 1e-3:
-                raise DataError(rgb_path, f"float image values must lie in [0, 1], got [{rgb.min():.3g}, {rgb.max():.3g}]")
-            image = torch.from_numpy(np.ascontiguousarray(rgb.clip(0, 1))).permute(2, 0, 1)
+                raise DataError(
+                    rgb_path, f"float image values must lie in [0, 1], got [{rgb.min():.3g}, {rgb.max():.3g}]"
+                )
+            image = torch.from_numpy(np.require(rgb.clip(0, 1), requirements=["C", "W"])).permute(2, 0, 1)
         height, width = image.shape[-2:]
-        meta: dict[str, Any] = {"id": self.ids[index], "dataset": self.name, "pseudo": set(), "path": str(rgb_path)}
+        meta: dict[str, Any] = {
+            "id": self.ids[index],
+            "dataset": self.name,
+            "pseudo": set(),
+            "path": str(rgb_path),
+        }
         meta.update(raw.get("meta", {}))
         if self.depth_target != "depth" and "depth" in self.tasks:
             meta["target"] = self.depth_target
@@ -242,30 +258,31 @@ class RealDataset(Dataset):
             array = np.asarray(raw[task])
             if tuple(array.shape[:2]) != (height, width):
                 raise DataError(
-                    path, f"size {array.shape[1]}x{array.shape[0]} does not match image {width}x{height} ({rgb_path})"
+                    path,
+                    f"size {array.shape[1]}x{array.shape[0]} does not match image {width}x{height} ({rgb_path})",
                 )
             sample[task] = self._label_tensor(task, array, path)
         return sample
 
     def _label_tensor(self, task: str, array: np.ndarray, path: str | Path) -> torch.Tensor:
         if task == "semseg":
-            labels = array.astype(np.int64)
+            labels = array.astype(np.int64, copy=False)
             bad = ((labels < 0) | (labels >= self.num_classes)) & (labels != IGNORE_INDEX)
             if bad.any():
-                raise DataError(path, f"label ids {_few(np.unique(labels[bad]))} outside the {self.num_classes} classes")
-            return torch.from_numpy(np.ascontiguousarray(labels))
+                raise DataError(
+                    path, f"label ids {_few(np.unique(labels[bad]))} outside the {self.num_classes} classes"
+                )
+            return torch.from_numpy(np.require(labels, requirements=["C", "W"]))
         if task == "depth":
-            depth = array.astype(np.float32)
+            depth = array.astype(np.float32, copy=False)
             io.check_depth(depth, path)
-            return torch.from_numpy(np.ascontiguousarray(depth))[None]
-        normals = array.astype(np.float32)
+            return torch.from_numpy(np.require(depth, requirements=["C", "W"]))[None]
+        normals = array.astype(np.float32, copy=False)
         if normals.ndim != 3 or normals.shape[-1] != 3:
             raise DataError(path, f"normals must be [H, W, 3], got shape {normals.shape}")
-        if not np.isfinite(normals).all():
-            raise DataError(path, "normals hold NaN/inf values")
-        norm = np.linalg.norm(normals, axis=-1, keepdims=True)
-        normals = np.where(norm > 1e-6, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(normals)).permute(2, 0, 1).contiguous()
+        # unit length and invalid = all-zero are guaranteed by io.read_normals (and kept by
+        # apply_normals_axes, a signed permutation), so no second normalisation here
+        return torch.from_numpy(np.require(normals, requirements=["W"])).permute(2, 0, 1).contiguous()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, tasks={self.tasks})"
@@ -292,7 +309,9 @@ def load_npy(path: str | Path, what: str = "array") -> np.ndarray:
     return array
 
 
-def float_labels_to_ids(array: np.ndarray, path: str | Path, ignore_values: tuple[float, ...] = (-1.0,)) -> np.ndarray:
+def float_labels_to_ids(
+    array: np.ndarray, path: str | Path, ignore_values: tuple[float, ...] = (-1.0,)
+) -> np.ndarray:
     """Float label maps (mtan's ``.npy``) -> int64 ids; ``ignore_values`` -> 255; non-integers are an error."""
     array = np.squeeze(np.asarray(array))
     if array.ndim != 2:

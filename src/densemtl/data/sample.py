@@ -9,7 +9,7 @@ image      float32 [3, H, W]        RGB in [0, 1], *not* mean/std normalised (mo
 semseg     int64 [H, W]             class ids 0..C-1, ``IGNORE_INDEX`` (255) = unlabelled
 depth      float32 [1, H, W]        metric depth in metres, 0 = invalid
 normals    float32 [3, H, W]        unit surface normals, camera frame (OpenCV: x right,
-                                    y down, z forward; visible surfaces have n.z < 0),
+                                    y down, z forward; facing the camera: n . ray < 0),
                                     all-zero = invalid
 meta       dict                     ``id`` (str), ``dataset`` (str), ``intrinsics``
                                     (float32 [4] fx, fy, cx, cy at the current image size, or

@@ -1,12 +1,13 @@
 """Multi-task models, built by name: ``build_model("hard_sharing", tasks={"semseg": 8, "depth": 1})``.
 
-A new architecture is one file here with ``@MODELS.register("name")`` on its constructor plus its
-module name in ``_MODEL_MODULES``.
+A new architecture is one file here with ``@MODELS.register("name")`` on its constructor; every
+module of this package is imported on first use, so nothing else needs editing.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,18 +18,16 @@ from densemtl.registry import Registry
 
 MODELS: Registry = Registry("model")
 
-_MODEL_MODULES = (
-    "densemtl.models.hard_sharing",
-    "densemtl.models.single_task",
-)
+_NOT_ARCHITECTURES = {"base", "heads", "weights", "backbones"}
 _loaded = False
 
 
 def _load_all() -> None:
     global _loaded
     if not _loaded:
-        for module in _MODEL_MODULES:
-            importlib.import_module(module)
+        for info in pkgutil.iter_modules(__path__):
+            if info.name not in _NOT_ARCHITECTURES and not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
         _loaded = True
 
 

@@ -4,12 +4,18 @@ Every architecture subclasses :class:`MultiTaskModel` and implements :meth:`forw
 returns raw head outputs (any resolution). :meth:`forward` normalises the [0, 1] RGB input,
 calls it, upsamples each output to the input size and applies the task's output activation, so
 every model returns ``{task: tensor at H x W}``: semseg logits, depth in metres, unit normals.
+
+In training mode an architecture may also return auxiliary outputs keyed ``"<task>:<name>"``
+(deep supervision, cross-task transfers); they get the same upsampling and activation as
+``<task>``, and :meth:`extra_losses` turns them into loss terms. Inference outputs hold task keys
+only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +62,26 @@ class MultiTaskModel(nn.Module):
         """Raw per-task outputs for a normalised image batch (implemented by each architecture)."""
         raise NotImplementedError
 
+    def extra_losses(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any], task_losses: Mapping[str, nn.Module]
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms beyond one per task (named, e.g. ``"depth:initial"``); default: deep supervision.
+
+        Every auxiliary output ``"<task>:<name>"`` is scored with ``<task>``'s loss against the
+        task's label. Architectures with other auxiliary objectives override this. The weighting
+        strategy receives these terms beside the task losses.
+        """
+        from densemtl.data.sample import valid_mask
+
+        terms = {}
+        for key, out in outputs.items():
+            task, _, name = key.partition(":")
+            if name and task in task_losses:
+                terms[key] = task_losses[task](out, batch[task], valid_mask(task, batch[task]))
+        return terms
+
     def postprocess(self, task: str, output: torch.Tensor) -> torch.Tensor:
+        task = task.partition(":")[0]
         if task == "depth":
             act = self.depth_activation
             if act == "exp":

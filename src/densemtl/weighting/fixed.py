@@ -1,4 +1,7 @@
-"""Fixed task weights: ``L = sum_t w_t L_t`` (equal weighting by default)."""
+"""Fixed weights: ``L = sum_t w_t L_t`` (equal weighting by default).
+
+Weights may name tasks or extra loss terms (``"depth:initial"``); unnamed terms weigh 1.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +19,13 @@ class FixedWeighting(nn.Module):
     def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None) -> None:
         super().__init__()
         weights = dict(weights or {})
-        unknown = set(weights) - set(tasks)
+        unknown = {k for k in weights if k.partition(":")[0] not in tasks}
         if unknown:
-            raise ConfigError(f"task weights given for unknown tasks {sorted(unknown)}; tasks are {list(tasks)}")
-        self.task_weights = {t: float(weights.get(t, 1.0)) for t in tasks}
+            raise ConfigError(f"loss weights given for unknown tasks {sorted(unknown)}; tasks are {list(tasks)}")
+        self.task_weights = {t: 1.0 for t in tasks} | {k: float(v) for k, v in weights.items()}
 
     def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self.task_weights[t] * loss for t, loss in losses.items())
+        return sum(self.task_weights.get(t, 1.0) * loss for t, loss in losses.items())
 
     def weights(self) -> dict[str, float]:
         return dict(self.task_weights)

@@ -5,6 +5,8 @@
 - ``form="kendall"``: c = 1/2, b = 1/2 (Eq. 7 for every task; LibMTL's UW).
 - ``form="xtasc"``: c = 1/2, b = 1 (XTasC-Net's ``½e^{-s}L + s``, methods.md §3.2).
 - ``form="simple"``: c = 1, b = 1 (the common ``e^{-s}L + s``).
+
+Terms that are not tasks (an architecture's extra losses) are added unweighted.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class UncertaintyWeighting(nn.Module):
     def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = self.log_vars.sum() * 0.0
         for task, loss in losses.items():
+            if task not in self.tasks:
+                total = total + loss
+                continue
             s = self.log_vars[self.tasks.index(task)]
             total = total + self.loss_factor * torch.exp(-s) * loss + self.reg_factor * s
         return total

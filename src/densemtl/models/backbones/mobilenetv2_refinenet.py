@@ -1,0 +1,191 @@
+"""The MobileNet-v2 variant of Multi-Task Light-Weight RefineNet (Nekrasov et al., ICRA 2019).
+
+The authors' encoder (DrSleep/multi-task-refinenet ``src/models.py``) differs from torchvision's
+:class:`~densemtl.models.backbones.mobilenetv2.MobileNetV2` in two ways only:
+
+* the first inverted residual (expansion t = 1, 32 -> 16) **keeps its 1x1 expansion conv**
+  (32 -> 32, + BN + ReLU6: 1,088 extra parameters), where torchvision drops it;
+* there is **no final 1x1 conv to 1280 channels** and no classifier.
+
+Everything else (3x3 stride-2 stem 3 -> 32, the seven ``(t, c, n, s)`` stages, BN eps 1e-5, ReLU6,
+linear bottlenecks, residual iff ``stride == 1 and cin == cout``) is torchvision's. Module names
+follow torchvision (``features.0`` ... ``features.17``), so ImageNet checkpoints map with one rename:
+torchvision's ``features.1.conv.{0,1,2}`` (depthwise ConvBNReLU6, project conv, project BN) become
+``features.1.conv.{1,2,3}`` here; see :func:`map_torchvision_state_dict`.
+
+**ImageNet initialisation** (:func:`load_imagenet`): every torchvision tensor is copied; the one
+layer torchvision lacks, the t = 1 block's 1x1 expansion conv, is initialised as the **identity**
+(weight = I, BN weight 1, bias 0, running mean 0, running var 1 - eps). Its input is the stem's ReLU6
+output (already in [0, 6]), so the ReLU6 after it is the identity too and the loaded encoder computes
+exactly torchvision's ImageNet features (up to float rounding of ``sqrt(1 - eps + eps)``).
+
+``forward_features`` returns the six maps the decoder taps, the authors' ``l3 .. l8``::
+
+    level  authors  after         channels  reduction
+    0      l3       features.3    24        4
+    1      l4       features.6    32        8
+    2      l5       features.10   64        16
+    3      l6       features.13   96        16
+    4      l7       features.16   160       32
+    5      l8       features.17   320       32
+
+Encoder parameters: 1,812,800 (torchvision's ``features.0..17``: 1,811,712, + 1,088).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from densemtl.models.backbones.mobilenetv2 import INVERTED_RESIDUAL_SETTING, ConvBNReLU6
+
+__all__ = [
+    "RefineNetInvertedResidual",
+    "RefineNetMobileNetV2",
+    "identity_expansion_state",
+    "load_imagenet",
+    "map_torchvision_state_dict",
+]
+
+#: features index after which each decoder level is tapped (l3 .. l8)
+TAPS = (3, 6, 10, 13, 16, 17)
+#: torchvision key prefix -> this variant's, for the t = 1 block (the only renamed module)
+_T1_RENAMES = {"features.1.conv.0.": "features.1.conv.1.", "features.1.conv.1.": "features.1.conv.2.",
+               "features.1.conv.2.": "features.1.conv.3."}
+#: state-dict prefix of the module torchvision does not have
+EXPANSION_PREFIX = "features.1.conv.0."
+
+
+class RefineNetInvertedResidual(nn.Module):
+    """Inverted residual that always has the 1x1 expansion conv (also for t = 1), as the authors'."""
+
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = inp * expand_ratio
+        self.use_res_connect = stride == 1 and inp == oup
+        self.conv = nn.Sequential(
+            ConvBNReLU6(inp, hidden, kernel_size=1),
+            ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        )
+        self.out_channels = oup
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class RefineNetMobileNetV2(nn.Module):
+    """The authors' MobileNet-v2 encoder (feature extractor only; see the module docstring).
+
+    Weights are initialised N(0, 0.01) (convs) / BN (1, 0) as the authors' ``models.py``; load
+    ImageNet weights with ``weights=path`` (torchvision key layout) or :func:`load_imagenet`.
+    """
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ConvBNReLU6(3, 32, stride=2)]
+        cin = 32
+        for t, c, n, s in INVERTED_RESIDUAL_SETTING:
+            for i in range(n):
+                layers.append(RefineNetInvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        self.features = nn.Sequential(*layers)
+        channels = [32] + [c for _, c, n, _ in INVERTED_RESIDUAL_SETTING for _ in range(n)]
+        reductions, r = [2], 2
+        for _, _, n, s in INVERTED_RESIDUAL_SETTING:
+            for i in range(n):
+                r *= s if i == 0 else 1
+                reductions.append(r)
+        self.feature_info: list[dict] = [
+            {"num_chs": channels[j], "reduction": reductions[j], "module": f"features.{j}"} for j in TAPS
+        ]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if weights is not None:
+            load_imagenet(self, weights)
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        feats: list[Tensor] = []
+        for j, module in enumerate(self.features):
+            x = module(x)
+            if j in TAPS:
+                feats.append(x)
+        return feats
+
+    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        return self.forward_features(x)
+
+
+def map_torchvision_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a torchvision ``mobilenet_v2`` state dict to this variant's keys.
+
+    ``features.1.conv.{0,1,2}.*`` shift to ``features.1.conv.{1,2,3}.*``; ``features.18.*`` (the 1280
+    conv) and ``classifier.*`` are dropped; every other key is kept as is. The identity expansion
+    conv is *not* added here (see :func:`identity_expansion_state`).
+    """
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith(("features.18.", "classifier.")):
+            continue
+        for old, new in _T1_RENAMES.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def identity_expansion_state(channels: int = 32, eps: float = 1e-5) -> dict[str, Tensor]:
+    """State of the t = 1 block's 1x1 expansion ConvBNReLU6 that makes it the identity map."""
+    return {
+        EXPANSION_PREFIX + "0.weight": torch.eye(channels).view(channels, channels, 1, 1),
+        EXPANSION_PREFIX + "1.weight": torch.ones(channels),
+        EXPANSION_PREFIX + "1.bias": torch.zeros(channels),
+        EXPANSION_PREFIX + "1.running_mean": torch.zeros(channels),
+        EXPANSION_PREFIX + "1.running_var": torch.full((channels,), 1.0 - eps),
+        EXPANSION_PREFIX + "1.num_batches_tracked": torch.tensor(0),
+    }
+
+
+def load_imagenet(encoder: RefineNetMobileNetV2, source: str | Path | Mapping[str, Tensor]) -> list[str]:
+    """Load torchvision-layout ImageNet MobileNet-v2 weights (a file path or a state dict).
+
+    Every encoder tensor must come from ``source`` except the t = 1 expansion conv, which is set to
+    the identity (see the module docstring). Missing / unexpected / mis-shaped keys raise
+    :class:`~densemtl.errors.DataError` (through :func:`densemtl.models.weights.load_pretrained` for
+    files). Returns the keys loaded from ``source``.
+    """
+    from densemtl.errors import DataError
+
+    if isinstance(source, Mapping):
+        sd = map_torchvision_state_dict(source)
+        where: str | Path = "state dict"
+    else:
+        from densemtl.models.weights import load_state_dict_file
+
+        sd = map_torchvision_state_dict(load_state_dict_file(source))
+        where = source
+    bn = encoder.features[1].conv[0][1]
+    sd.update(identity_expansion_state(encoder.features[1].conv[0][0].in_channels, bn.eps))
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = [f"{name}: {', '.join(keys[:5])}" for name, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)) if keys]
+        raise DataError(Path(str(where)), "is not a torchvision MobileNet-v2 state dict (" + "; ".join(parts) + ")")
+    encoder.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
+    return [k for k in sd if not k.startswith(EXPANSION_PREFIX)]
