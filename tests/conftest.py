@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from densemtl.data.folder import write_metadata, write_sample
 
@@ -13,6 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 TINY_CLASSES = ["floor", "wall", "box", "ball"]
+
+# `make test` runs two xdist workers on two cores: more threads per worker oversubscribes the CPU
+# and makes small convolutions several times slower.
+torch.set_num_threads(1)
 
 
 def make_tiny_dataset(root: Path, num_images: int = 16, height: int = 32, width: int = 48, seed: int = 0) -> Path:

@@ -82,3 +82,19 @@ def test_fixed_and_uncertainty_weighting() -> None:
     expected = 0.5 * 2.0 + 0.0 + 0.5 * 4.0 / 2.0 + 0.5 * math.log(2.0)
     assert uw(losses).item() == pytest.approx(expected)
     assert uw.weights()["depth"] == pytest.approx(0.25)
+
+
+def test_class_weights_from_counts_and_reload() -> None:
+    loss = build_loss("cross_entropy", class_weights="median_frequency")
+    assert loss.needs_class_counts
+    loss.set_class_counts(torch.tensor([100.0, 25.0, 0.0, 50.0]))
+    # frequencies 4/7, 1/7, 0, 2/7; median of the present ones = 2/7
+    torch.testing.assert_close(loss.class_weights, torch.tensor([0.5, 2.0, 0.0, 1.0]))
+    fresh = build_loss("cross_entropy", class_weights="median_frequency")
+    fresh.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(fresh.class_weights, loss.class_weights)
+    mild = build_loss("cross_entropy", class_weights="sqrt_inverse")
+    mild.set_class_counts(torch.tensor([100.0, 25.0, 0.0, 50.0]))
+    torch.testing.assert_close(mild.class_weights, torch.tensor([0.5, 2.0, 0.0, 1.0]).sqrt())
+    with pytest.raises(Exception, match="class_weights must be"):
+        build_loss("cross_entropy", class_weights="bogus")

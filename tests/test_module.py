@@ -40,12 +40,16 @@ def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
 def test_training_learns_the_tiny_dataset(tiny_dataset: Path, tmp_path: Path) -> None:
     L.seed_everything(0)
     data = _data(tiny_dataset)
-    module = _module(data)
+    module = _module(data, losses={"semseg": {"name": "cross_entropy", "class_weights": "sqrt_inverse"},
+                                   "depth": "log_l1"})
     trainer = _trainer(tmp_path, max_steps=60, enable_checkpointing=False, limit_val_batches=0)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
-    before = {t: float(v) for t, v in module.compute_losses(module(batch["image"]), batch).items()}
+    with torch.no_grad():
+        before = {t: float(v) for t, v in module.compute_losses(module(batch["image"]), batch).items()}
     trainer.fit(module, datamodule=data)
+    weights = module.losses["semseg"].parts[0].class_weights  # fitted from the training split in setup()
+    assert weights is not None and weights.shape == (4,) and weights.min() > 0 and weights.max() > weights.min()
     module.eval()
     with torch.no_grad():
         after = {t: float(v) for t, v in module.compute_losses(module(batch["image"]), batch).items()}
@@ -144,3 +148,14 @@ def test_checkpoints_load_weights_only_and_bad_files_are_clear(tiny_dataset: Pat
         load_module(tmp_path / "evil.ckpt")
     with pytest.raises(DataError, match="missing.ckpt: checkpoint not found"):
         load_module(tmp_path / "missing.ckpt")
+
+
+def test_mixed_precision_and_gradient_accumulation(tiny_dataset: Path, tmp_path: Path) -> None:
+    data = _data(tiny_dataset, batch_size=2)
+    module = _module(data)
+    trainer = _trainer(tmp_path, max_epochs=1, precision="bf16-mixed", accumulate_grad_batches=2,
+                       limit_val_batches=0, enable_checkpointing=False)
+    trainer.fit(module, datamodule=data)
+    batches = len(data.train_dataloader())
+    assert batches == 4 and trainer.global_step == batches // 2  # one optimiser step per 2 batches
+    assert all(torch.isfinite(p).all() for p in module.parameters())

@@ -453,7 +453,11 @@ class NormalsMetrics(Metric):
         return {name: value.float() for name, value in result.items()}
 
 
-def _semseg_metric(channels: int, **options: Any) -> Metric:
+def _semseg_metric(channels: int, per_image: bool = False, **options: Any) -> Metric:
+    if per_image:  # XTasC-Net authors' convention: mIoU per image, then averaged (keys *_per_image)
+        from densemtl.xtasc_metrics import PerImageSegmentationMetrics
+
+        return PerImageSegmentationMetrics(channels, **options)
     return SegmentationMetrics(num_classes=channels, **options)
 
 

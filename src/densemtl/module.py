@@ -60,9 +60,11 @@ class DenseMTLModule(L.LightningModule):
             ``weight`` keys. Defaults: cross-entropy, L1, cosine.
         weighting: loss-weighting strategy (``fixed``, ``uncertainty``, ...).
         weighting_options: its options, e.g. ``{"weights": {"semseg": 1.0, "depth": 0.5}}``.
-        optimizer: ``adamw``, ``adam`` or ``sgd``.
+        optimizer: ``adamw``, ``adam`` or ``sgd`` (``momentum`` for SGD, ``betas`` for Adam/AdamW).
         scheduler: ``cosine``, ``poly``, ``step`` or ``none``, with linear warm-up, stepped per iteration.
         warmup_fraction: linear warm-up share of training.
+        step_milestones / step_gamma: for ``step``: multiply the rate by ``step_gamma`` at these
+            fractions of training.
         metric_options: per-task metric options (see :class:`densemtl.metrics.MultiTaskMetrics`).
         class_names / class_colors: for reports and image logging (linked from the data module).
         log_images: number of validation samples logged as prediction panels each epoch.
@@ -82,9 +84,11 @@ class DenseMTLModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
+        betas: Sequence[float] = (0.9, 0.999),
         scheduler: str = "cosine",
         warmup_fraction: float = 0.05,
         step_milestones: Sequence[float] = (0.6, 0.85),
+        step_gamma: float = 0.1,
         metric_options: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         class_colors: Sequence[Sequence[int]] | None = None,
@@ -104,12 +108,23 @@ class DenseMTLModule(L.LightningModule):
             {t: WeightedLossSum(loss_specs.get(t, TASK_SPECS[t].default_loss)) for t in self.tasks}
         )
         self.weighting = build_weighting(weighting, self.tasks, **dict(weighting_options or {}))
+        if hasattr(self.weighting, "attach"):  # gradient-based strategies (GradNorm, PCGrad) need the model
+            self.weighting.attach(self.net)
         self.val_metrics = MultiTaskMetrics(self.channels, metric_options)
         self.test_metrics = MultiTaskMetrics(self.channels, metric_options)
         self.class_colors = [list(c) for c in class_colors] if class_colors else None
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.test_results: dict[str, float] = {}
+
+    def setup(self, stage: str) -> None:
+        """Fit data-dependent loss parameters (class-frequency weights) once, before training."""
+        parts = [p for loss in self.losses.values() for p in loss.parts if getattr(p, "needs_class_counts", False)]
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and parts and datamodule is not None:
+            counts = datamodule.class_pixel_counts(self.hparams.num_classes)
+            for part in parts:
+                part.set_class_counts(counts)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.hparams.channels_last:
@@ -198,9 +213,9 @@ class DenseMTLModule(L.LightningModule):
                 (no_decay if param.ndim <= 1 or name.startswith("weighting.") else decay).append(param)
         groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         if hp.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=hp.lr)
+            optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
         elif hp.optimizer == "adam":
-            optimizer = torch.optim.Adam(groups, lr=hp.lr)
+            optimizer = torch.optim.Adam(groups, lr=hp.lr, betas=tuple(hp.betas))
         elif hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
         else:
@@ -213,12 +228,12 @@ class DenseMTLModule(L.LightningModule):
             raise ConfigError(f"unknown scheduler {hp.scheduler!r}; use poly, cosine, step or none")
         # A LambdaLR recomputes its factor from the step, so resuming with a longer schedule works.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _lr_lambda(hp.scheduler, total, warmup, hp.step_milestones)
+            optimizer, _lr_lambda(hp.scheduler, total, warmup, hp.step_milestones, hp.step_gamma)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def _lr_lambda(kind: str, total: int, warmup: int, milestones: Sequence[float]) -> Any:
+def _lr_lambda(kind: str, total: int, warmup: int, milestones: Sequence[float], gamma: float = 0.1) -> Any:
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -227,7 +242,7 @@ def _lr_lambda(kind: str, total: int, warmup: int, milestones: Sequence[float]) 
             return (1.0 - progress) ** 0.9
         if kind == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return 0.1 ** sum(progress >= m for m in milestones)
+        return gamma ** sum(progress >= m for m in milestones)
 
     return factor
 

@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference size HxW (default: the training size stored in the checkpoint)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-panel", action="store_true", help="skip the side-by-side panels")
+    parser.add_argument("--pointcloud", action="store_true",
+                        help="also write pointcloud/<name>.ply: depth back-projected, coloured by class")
+    parser.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
+                        help="pinhole intrinsics at the input image size for --pointcloud "
+                        "(default fx = fy = width, principal point at the centre)")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -120,6 +125,16 @@ def run(args: argparse.Namespace) -> int:
             io.write_image(out / "depth_color" / f"{name}.png", colorize_depth(pred["depth"]))
         if "normals" in pred:
             io.write_image(out / "normals_color" / f"{name}.png", colorize_normals(pred["normals"]))
+        if getattr(args, "pointcloud", False) and "depth" in pred:
+            from densemtl.pointcloud import semantic_pointcloud, write_ply
+
+            h, w = rgb.shape[:2]
+            k = ([float(v) for v in args.intrinsics.split(",")] if args.intrinsics
+                 else [float(w), float(w), (w - 1) / 2, (h - 1) / 2])
+            if len(k) != 4:
+                raise DenseMTLError(f"--intrinsics must be FX,FY,CX,CY, got {args.intrinsics!r}")
+            points, colors, labels = semantic_pointcloud(pred["depth"], k, pred.get("semseg"), palette, rgb=rgb)
+            write_ply(out / "pointcloud" / f"{name}.ply", points, colors, labels)
         if not args.no_panel:
             io.write_image(out / "panel" / f"{name}.png", prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred))
     elapsed = time.perf_counter() - start

@@ -12,11 +12,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from densemtl.data.datasets import build_dataset
-from densemtl.data.sample import collate
+from densemtl.data.sample import IGNORE_INDEX, collate
 from densemtl.data.transforms import Compose, Resize, build_transforms
 from densemtl.errors import ConfigError
 
 DEFAULT_SYNTHETIC = {"num_images": 1200, "height": 240, "width": 320, "seed": 0}
+
+
+def synthetic_root(num_images: int, height: int, width: int, seed: int) -> Path:
+    """The render cache of one synthetic configuration (one folder per configuration)."""
+    return Path("data_cache") / f"synthetic-{num_images}-{height}x{width}-s{seed}"
 
 
 class InMemoryDataset(Dataset):
@@ -43,7 +48,8 @@ class DenseDataModule(L.LightningDataModule):
 
     Args:
         dataset: registered dataset name (``synthetic``, ``folder``, ``nyuv2``, ...).
-        root: dataset folder; for ``synthetic`` the render cache (default ``data_cache/synthetic``).
+        root: dataset folder; for ``synthetic`` the render cache (default
+            ``data_cache/synthetic-<N>-<H>x<W>-s<seed>``).
         tasks: tasks to load (default: all the dataset provides).
         image_size: (height, width) every sample is resized to.
         batch_size / eval_batch_size / num_workers: loader settings.
@@ -82,7 +88,7 @@ class DenseDataModule(L.LightningDataModule):
             raise ConfigError(f"unknown synthetic option(s) {sorted(unknown)}; known: {sorted(DEFAULT_SYNTHETIC)}")
         if root is None and dataset != "synthetic":
             raise ConfigError(f"data.root is required for dataset {dataset!r}")
-        self.root = Path(root) if root is not None else Path("data_cache") / "synthetic"
+        self.root = Path(root) if root is not None else synthetic_root(**self.synthetic)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.dataset_options = dict(dataset_options or {})
         self._tasks = list(tasks) if tasks is not None else None
@@ -154,6 +160,18 @@ class DenseDataModule(L.LightningDataModule):
                 dataset = torch.utils.data.Subset(dataset, range(min(hp.limit_train_samples, len(dataset))))
             self._datasets[stage] = dataset
         return self._datasets[stage]
+
+    def class_pixel_counts(self, num_classes: int, max_samples: int = 2000) -> torch.Tensor:
+        """Labelled pixels per class over (up to ``max_samples`` of) the training split."""
+        dataset = self.split_dataset("train")
+        counts = torch.zeros(num_classes, dtype=torch.float64)
+        step = max(len(dataset) // max_samples, 1)
+        for index in range(0, len(dataset), step):
+            label = dataset[index].get("semseg")
+            if label is not None:
+                label = label[label != IGNORE_INDEX]
+                counts += torch.bincount(label.flatten(), minlength=num_classes)[:num_classes].double()
+        return counts
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):

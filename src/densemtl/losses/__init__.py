@@ -10,7 +10,7 @@ from densemtl.registry import Registry
 
 LOSSES: Registry = Registry("loss")
 
-from densemtl.losses import depth, normals, semseg  # noqa: E402  (register on import)
+from densemtl.losses import depth, normals, semseg, xtasc  # noqa: E402, F401  (register on import)
 
 
 def build_loss(name: str, **kwargs: Any) -> Any:

@@ -20,7 +20,9 @@
 Parameters: 3,070,057 (NYUD-40 + depth), 3,077,228 (+ normals), 2,991,687 (KITTI-6 + depth),
 3,083,887 (46-class NYUD+KITTI joint + depth). Conv multiply-adds at 480x640 (NYUD 2-task): 5.94 G.
 
-Weights are initialised N(0, 0.01), zero bias, as the authors'; ``encoder_weights`` loads
+Decoder and heads are initialised N(0, 0.01), zero bias, as the authors' (``init="authors"``;
+``init="kaiming"`` uses Kaiming-normal fan-out instead, which trains faster from scratch); the encoder
+gets torchvision's init (see the encoder's docstring); ``encoder_weights`` loads
 torchvision-layout ImageNet MobileNet-v2 weights into the encoder (the extra t = 1 expansion conv
 becomes the identity). Outputs go through :class:`~densemtl.models.base.MultiTaskModel` (bilinear
 upsampling to the input size, ``depth_activation``; the authors take ``|output|`` as depth).
@@ -41,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densemtl.errors import ConfigError
 from densemtl.models import MODELS
 from densemtl.models.backbones.mobilenetv2_refinenet import RefineNetMobileNetV2
 from densemtl.models.base import MultiTaskModel
@@ -96,6 +99,7 @@ class MTLWRefineNet(MultiTaskModel):
         channels: decoder width (256 in the paper).
         crp_stages: max-pool/conv stages per CRP block (4 in the paper).
         depthwise_crp1: CRP1's 1x1 convs depthwise (True, the paper's) or full.
+        init: ``"authors"`` (decoder/head convs N(0, 0.01), the paper's code) or ``"kaiming"``.
         **kwargs: :class:`MultiTaskModel` options (``depth_activation``, ``max_depth``).
     """
 
@@ -106,9 +110,12 @@ class MTLWRefineNet(MultiTaskModel):
         channels: int = 256,
         crp_stages: int = 4,
         depthwise_crp1: bool = True,
+        init: str = "authors",
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, **kwargs)
+        if init not in ("authors", "kaiming"):
+            raise ConfigError(f"mt_refinenet init must be 'authors' or 'kaiming', got {init!r}")
         self.encoder = RefineNetMobileNetV2()
         c3, c4, c5, c6, c7, c8 = (info["num_chs"] for info in self.encoder.feature_info)
         self.conv8 = conv1x1(c8, channels)
@@ -128,7 +135,10 @@ class MTLWRefineNet(MultiTaskModel):
         self.heads = nn.ModuleDict({t: TaskHead(channels, c) for t, c in self.tasks.items()})
         for name, m in self.named_modules():
             if isinstance(m, nn.Conv2d) and not name.startswith("encoder."):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+                if init == "authors":
+                    nn.init.normal_(m.weight, 0.0, 0.01)
+                else:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         if encoder_weights is not None:

@@ -96,11 +96,15 @@ class TTDown(nn.Sequential):
 
 
 class TTUp(nn.Module):
-    """Bilinear x2 (align_corners=True) then two 3x3 conv-ReLU (no BN, as the authors' code)."""
+    """Bilinear x2 (align_corners=True) then two 3x3 conv-(BN)-ReLU.
 
-    def __init__(self, a: int, b: int) -> None:
+    BN only with ``--batch_norm``: the authors' count with it (31,558,976 for R34 CS-7) implies BN
+    in the up blocks too.
+    """
+
+    def __init__(self, a: int, b: int, batch_norm: bool = False) -> None:
         super().__init__()
-        self.convs = nn.Sequential(*_tt_convs(a, b, False))
+        self.convs = nn.Sequential(*_tt_convs(a, b, batch_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convs(_up2(x))
@@ -120,9 +124,9 @@ class TaskTransferNet(nn.Module):
         self.down1 = TTDown(in_channels, f1, batch_norm)
         self.down2 = TTDown(f1, f2, batch_norm)
         self.down3 = TTDown(f2, f3, batch_norm)
-        self.up3 = TTUp(f3, f2)
-        self.up2 = TTUp(f2 + f2, f1)
-        self.up1 = TTUp(f1 + f1, f1)
+        self.up3 = TTUp(f3, f2, batch_norm)
+        self.up2 = TTUp(f2 + f2, f1, batch_norm)
+        self.up1 = TTUp(f1 + f1, f1, batch_norm)
         self.out = nn.Conv2d(f1, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from densemtl.registry import Registry
 
 WEIGHTINGS: Registry = Registry("weighting")
 
-from densemtl.weighting import fixed, uncertainty  # noqa: E402  (register on import)
+from densemtl.weighting import dwa, fixed, gradnorm, pcgrad, uncertainty, xtasc_groups  # noqa: E402, F401  (register on import)
 
 
 def build_weighting(name: str, tasks: Sequence[str], **kwargs: Any) -> Any:

@@ -83,8 +83,10 @@ class RefineNetInvertedResidual(nn.Module):
 class RefineNetMobileNetV2(nn.Module):
     """The authors' MobileNet-v2 encoder (feature extractor only; see the module docstring).
 
-    Weights are initialised N(0, 0.01) (convs) / BN (1, 0) as the authors' ``models.py``; load
-    ImageNet weights with ``weights=path`` (torchvision key layout) or :func:`load_imagenet`.
+    Random initialisation is torchvision's (Kaiming-normal fan-out convs, BN (1, 0)): the authors'
+    N(0, 0.01) makes an eval-mode encoder's features vanish (~1e-29 at l8) and is always overwritten by
+    ImageNet weights in their setup anyway. Load ImageNet weights with ``weights=path`` (torchvision
+    key layout) or :func:`load_imagenet`.
     """
 
     def __init__(self, weights: str | Path | None = None) -> None:
@@ -107,7 +109,7 @@ class RefineNetMobileNetV2(nn.Module):
         ]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):

@@ -1,0 +1,176 @@
+"""``densemtl export``: a trained (or freshly built) model to ONNX or TorchScript for deployment.
+
+::
+
+    densemtl export --ckpt runs/.../best.ckpt --format onnx --out model.onnx [--size 480x640] [--dynamic]
+    densemtl export --model mt_refinenet --num-classes 40 --format torchscript --out model.pt
+
+The exported graph is the whole :class:`~densemtl.models.base.MultiTaskModel` forward: input
+``image`` float32 ``[B, 3, H, W]`` RGB in [0, 1] (the ImageNet normalisation is inside the graph);
+one output per task, named after it, in the model's task order, at the input size: ``semseg``
+logits ``[B, C, H, W]``, ``depth`` metres ``[B, 1, H, W]``, ``normals`` unit vectors ``[B, 3, H, W]``.
+Without ``--dynamic`` the graph is fixed to batch 1 and ``--size``; with it, batch, height and width
+are free (the decoder resizes to its skip connections' sizes, so any size works).
+
+ONNX uses the TorchScript-based exporter (``dynamo=False``, opset 17; the dynamo exporter needs the
+``onnxscript`` package). After writing an ONNX file, the command checks it with ONNX Runtime on a
+random image against PyTorch and prints the max abs difference per output (``--no-check`` skips it).
+TorchScript files are traced and frozen (``torch.jit.freeze``): load them with ``torch.jit.load``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from densemtl.errors import ConfigError
+
+__all__ = ["ExportWrapper", "add_arguments", "export_onnx", "export_torchscript", "load_for_export", "onnx_parity", "run"]
+
+ONNX_OPSET = 17
+
+
+class ExportWrapper(nn.Module):
+    """``image -> tuple(outputs in task order)``: the model's dict output as a tuple for exporters."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.task_names: list[str] = list(model.tasks)
+        self.eval()
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(image)
+        return tuple(out[t] for t in self.task_names)
+
+
+def load_for_export(
+    ckpt: str | Path | None = None,
+    model: str | None = None,
+    num_classes: int = 40,
+    tasks: str = "semseg,depth",
+) -> tuple[nn.Module, tuple[int, int] | None]:
+    """The network of a training checkpoint, or a registered model / YAML config built fresh.
+
+    Returns ``(model in eval mode, training image size or None)``.
+    """
+    if (ckpt is None) == (model is None):
+        raise ConfigError("export: give exactly one of --ckpt or --model")
+    if ckpt is not None:
+        from densemtl.checkpoint import load_module, read_checkpoint
+
+        module = load_module(ckpt)
+        size = read_checkpoint(ckpt).get("datamodule_hyper_parameters", {}).get("image_size")
+        return module.net.eval(), (int(size[0]), int(size[1])) if size else None
+    from densemtl.models.base import MultiTaskModel
+    from densemtl.profile import resolve_model
+
+    net, _kind = resolve_model(str(model), tasks, num_classes)
+    if not isinstance(net, MultiTaskModel):
+        raise ConfigError(f"export: {model!r} is a backbone, not a multi-task model")
+    return net.eval(), None
+
+
+def export_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), dynamic: bool = False) -> list[str]:
+    """Write ``model`` as ONNX to ``path``; returns the output names (the tasks)."""
+    wrapper = ExportWrapper(model)
+    names = wrapper.task_names
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(1, 3, *size)
+    dynamic_axes = None
+    if dynamic:
+        dynamic_axes = {"image": {0: "batch", 2: "height", 3: "width"}}
+        dynamic_axes.update({n: {0: "batch", 2: "height", 3: "width"} for n in names})
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=names,
+            dynamic_axes=dynamic_axes,
+            opset_version=ONNX_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return names
+
+
+def export_torchscript(model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), freeze: bool = True) -> torch.jit.ScriptModule:
+    """Trace (and freeze) ``model`` and save it to ``path``; returns the scripted module."""
+    wrapper = ExportWrapper(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(wrapper, torch.rand(1, 3, *size), check_trace=False)
+        if freeze:
+            traced = torch.jit.freeze(traced)
+        torch.jit.save(traced, str(path))
+    return traced
+
+
+def onnx_session(path: str | Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session with all graph optimisations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_parity(model: nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1, seed: int = 0) -> dict[str, float]:
+    """Max abs difference per output between ONNX Runtime (CPU) and PyTorch on one random image batch."""
+    wrapper = ExportWrapper(model)
+    x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        ref = wrapper(x)
+    got = onnx_session(path).run(None, {"image": x.numpy()})
+    return {n: float(np.abs(r.numpy() - g).max()) for n, r, g in zip(wrapper.task_names, ref, got)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--ckpt", help="training checkpoint (densemtl fit / demo)")
+    what.add_argument("--model", help="registered model name or YAML config, built with random weights")
+    parser.add_argument("--num-classes", type=int, default=40, help="semseg classes for --model (default 40)")
+    parser.add_argument("--tasks", default="semseg,depth", help="tasks for --model (default semseg,depth)")
+    parser.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    parser.add_argument("--out", required=True, type=Path, help="output file (.onnx / .pt)")
+    parser.add_argument("--size", default=None, help="HEIGHTxWIDTH of the example input (default: the "
+                        "checkpoint's training size, else 480x640)")
+    parser.add_argument("--dynamic", action="store_true", help="ONNX: free batch / height / width axes")
+    parser.add_argument("--no-check", action="store_true", help="ONNX: skip the ONNX Runtime parity check")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from densemtl.profile import parse_size
+
+    model, train_size = load_for_export(args.ckpt, args.model, args.num_classes, args.tasks)
+    size = parse_size(args.size) if args.size else (train_size or (480, 640))
+    if args.format == "onnx":
+        names = export_onnx(model, args.out, size, dynamic=args.dynamic)
+        print(f"wrote {args.out} (ONNX opset {ONNX_OPSET}, input image [{'B' if args.dynamic else 1},3,"
+              f"{'H' if args.dynamic else size[0]},{'W' if args.dynamic else size[1]}], outputs {', '.join(names)})")
+        if not args.no_check:
+            diffs = onnx_parity(model, args.out, size)
+            print("ONNX Runtime vs PyTorch max abs diff: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    else:
+        export_torchscript(model, args.out, size)
+        print(f"wrote {args.out} (TorchScript, traced at {size[0]}x{size[1]} and frozen; outputs "
+              f"{', '.join(model.tasks)})")
+    return 0

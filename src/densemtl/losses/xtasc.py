@@ -1,0 +1,103 @@
+"""XTasC-Net losses (the authors' ``module.py``: ``XTaskLoss``; methods.md §3.2).
+
+* :class:`XTasCDepthLoss` (``xtasc_depth``): the direct depth loss, a per-image masked mean then a
+  batch mean, with ``kind`` = ``l1`` (default), ``mse``, ``log_l1`` (``log(1 + |e|)``) or
+  ``smooth_l1`` (beta 1).
+* functions for the ``xtsc`` consistency terms: :func:`masked_l1`, :func:`masked_ssim`,
+  :func:`consistency_ce` (hard pseudo-label CE with label smoothing, mean over *all* pixels:
+  masked pixels give 0 but stay in the denominator) and :func:`consistency_kl`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from densemtl.losses import LOSSES
+
+_KINDS = ("l1", "mse", "log_l1", "smooth_l1")
+
+
+def _per_pixel(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    e = pred - target
+    if kind == "l1":
+        return e.abs()
+    if kind == "mse":
+        return e.square()
+    if kind == "log_l1":
+        return torch.log1p(e.abs())
+    return F.smooth_l1_loss(pred, target, reduction="none", beta=1.0)
+
+
+def per_image_masked_mean(err: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``mean_b [ sum_px err * m / sum_px m ]``; images without a valid pixel contribute 0."""
+    m = valid.reshape(err.shape[0], -1).to(err.dtype)
+    e = err.reshape(err.shape[0], -1)
+    return ((e * m).sum(1) / m.sum(1).clamp_min(1.0)).mean()
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return per_image_masked_mean((pred - target).abs(), valid)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, c1: float = 0.01**2, c2: float = 0.03**2) -> torch.Tensor:
+    """SSIM with 3x3 average pooling (reflection-padded), as in monodepth and the authors' code."""
+    x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
+    sx = F.avg_pool2d(x * x, 3, 1) - mu_x**2
+    sy = F.avg_pool2d(y * y, 3, 1) - mu_y**2
+    sxy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (sx + sy + c2)
+    return num / den
+
+
+def masked_ssim(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Masked mean of ``clamp((1 - SSIM) / 2, 0, 1)``."""
+    dissim = ((1 - ssim_map(pred, target)) / 2).clamp(0, 1)
+    return per_image_masked_mean(dissim, valid)
+
+
+def smoothed_one_hot(labels: torch.Tensor, classes: int, eps: float) -> torch.Tensor:
+    """[B, H, W] ids -> [B, C, H, W]: true class ``1 - eps``, others ``eps / (C - 1)``."""
+    one_hot = F.one_hot(labels.clamp(0, classes - 1), classes).permute(0, 3, 1, 2).float()
+    if eps <= 0:
+        return one_hot
+    return one_hot * (1 - eps) + (1 - one_hot) * (eps / (classes - 1))
+
+
+def consistency_ce(
+    logits: torch.Tensor, pseudo: torch.Tensor, valid: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Label-smoothed CE of ``logits`` to hard ``pseudo`` labels, ``sum(ce * m) / (B*H*W)``."""
+    target = smoothed_one_hot(pseudo, logits.shape[1], label_smoothing)
+    ce = -(target * F.log_softmax(logits, dim=1)).sum(1)
+    return (ce * valid.to(ce.dtype)).sum() / ce.numel()
+
+
+def consistency_kl(logits: torch.Tensor, pseudo: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """``KLDiv(log_softmax(logits), smoothed one-hot)`` with ``batchmean`` reduction."""
+    target = smoothed_one_hot(pseudo, logits.shape[1], label_smoothing)
+    return F.kl_div(F.log_softmax(logits, dim=1), target, reduction="batchmean")
+
+
+@LOSSES.register("xtasc_depth")
+class XTasCDepthLoss(nn.Module):
+    """The authors' direct depth loss: per-image masked mean, then the batch mean.
+
+    Args:
+        kind: ``l1`` (default, ``--lp L1``), ``mse``, ``log_l1`` (``log(1+|e|)``), ``smooth_l1``.
+        use_mask: False reproduces the authors' NYU setting (no mask: every pixel counts).
+    """
+
+    def __init__(self, kind: str = "l1", use_mask: bool = True) -> None:
+        super().__init__()
+        if kind not in _KINDS:
+            raise ValueError(f"xtasc_depth kind must be one of {_KINDS}, got {kind!r}")
+        self.kind, self.use_mask = kind, use_mask
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if not self.use_mask:
+            valid = torch.ones_like(valid)
+        return per_image_masked_mean(_per_pixel(pred, target, self.kind), valid)

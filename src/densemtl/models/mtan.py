@@ -1,0 +1,92 @@
+"""MTAN, Multi-Task Attention Network (Liu, Johns & Davison, CVPR 2019), on a dilated ResNet-50.
+
+Follows the ResNet version of MTAN (Liu's ``MTANDeepLabv3`` in auto-lambda / Vandenhende et al.'s
+``models/mtan.py``): a shared ResNet; at each of ``layer1`` .. ``layer4`` a task attention module
+(1x1 conv ``C_in -> C/4`` + BN + ReLU, 1x1 conv ``C/4 -> C`` + BN + sigmoid) computes a mask from the
+stage's features before its last bottleneck block and applies it to the output of that last block;
+the attended task feature is refined by a *shared* bottleneck block (``C_i -> C_{i+1}``, with a
+1x1 projection shortcut) and fed to the next stage's attention module; the last attended feature goes
+to the task's DeepLab-v3 ASPP head.
+
+``fusion`` says how the next attention module sees the previous attended feature:
+
+* ``"add"`` (default): summed with the shared features, so every attention module has ``C`` inputs:
+  70,041,533 parameters for 40 classes + depth = 66.80 Mi (seed table 67.0, -0.3%).
+* ``"concat"``: concatenated (Liu's MTAN: ``2C`` inputs from ``layer2`` on): 72,052,713 = 68.72 Mi
+  (+2.6%), which is why it is not the default here (docs/methods.md, seed 002).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from densemtl.models import MODELS, build_encoder
+from densemtl.models.aspp import DeepLabHead, encoder_spec, resnet_stage, resnet_stage_channels
+from densemtl.models.backbones.resnet import Bottleneck
+from densemtl.models.base import MultiTaskModel
+
+
+class AttentionLayer(nn.Sequential):
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, mid_channels, 1), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(mid_channels, out_channels, 1), nn.BatchNorm2d(out_channels), nn.Sigmoid(),
+        )
+
+
+def refinement_block(in_channels: int, out_channels: int) -> Bottleneck:
+    """One ResNet bottleneck ``in -> out`` (width ``out/4``) with a 1x1 conv-BN shortcut."""
+    shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+    return Bottleneck(in_channels, out_channels // 4, downsample=shortcut)
+
+
+@MODELS.register("mtan")
+class MTAN(MultiTaskModel):
+    """Shared ResNet, per-task attention at ``layer1..4``, shared refinement blocks, ASPP heads."""
+
+    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
+                 fusion: str = "add", aspp_rates: Sequence[int] = (12, 24, 36), **kwargs: Any) -> None:
+        super().__init__(tasks, **kwargs)
+        if fusion not in ("add", "concat"):
+            raise ValueError(f"mtan: fusion must be 'add' or 'concat', got {fusion!r}")
+        self.fusion = fusion
+        self.encoder = build_encoder(encoder_spec(backbone))
+        if not hasattr(self.encoder, "layer4") or not isinstance(self.encoder.layer4[-1], Bottleneck):
+            raise ValueError("mtan needs a bottleneck ResNet encoder (resnet50 / resnet101)")
+        ch = resnet_stage_channels(self.encoder)[1:]
+        self.attention = nn.ModuleDict({
+            t: nn.ModuleList(
+                AttentionLayer(c if (i == 0 or fusion == "add") else 2 * c, c // 4, c) for i, c in enumerate(ch)
+            )
+            for t in self.tasks
+        })
+        self.refine = nn.ModuleList(refinement_block(ch[i], ch[i + 1]) for i in range(len(ch) - 1))
+        self.heads = nn.ModuleDict({t: DeepLabHead(ch[-1], c, aspp_rates) for t, c in self.tasks.items()})
+
+    def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.encoder.maxpool(resnet_stage(self.encoder, 0, x))
+        shared = []  # (features before the last block, output of the last block) per stage
+        for i in range(1, 5):
+            layer = getattr(self.encoder, f"layer{i}")
+            before = layer[:-1](x)
+            x = layer[-1](before)
+            shared.append((before, x))
+        out = {}
+        for t in self.tasks:
+            prev = None
+            for i, (before, last) in enumerate(shared):
+                if prev is None:
+                    inp = before
+                else:
+                    prev = self.refine[i - 1](prev)
+                    if prev.shape[-2:] != before.shape[-2:]:
+                        prev = F.adaptive_max_pool2d(prev, before.shape[-2:])
+                    inp = before + prev if self.fusion == "add" else torch.cat([before, prev], dim=1)
+                prev = self.attention[t][i](inp) * last
+            out[t] = self.heads[t](prev)
+        return out

@@ -1,0 +1,73 @@
+"""GradNorm (Chen, Badrinarayanan, Lee & Rabinovich, ICML 2018).
+
+Learned task weights ``w_i`` (init 1, renormalised to sum to K): the training loss is
+``sum_i w_i L_i``; the weights get the gradient of
+``L_grad = sum_i | G_i - mean(G) * r_i^alpha |`` (Eq. 6, target detached), with
+``G_i = ||grad_W w_i L_i||_2`` on the last shared layer ``W`` and ``r_i = (L_i / L_i(0)) / mean``.
+
+Implemented with automatic optimisation: ``forward`` computes ``grad_w L_grad`` with
+``torch.autograd.grad`` and returns ``sum_i sg(w_i) L_i + sum_i w_i sg(grad_{w_i} L_grad)``, so the
+optimiser step gives the network the weighted-loss gradient and the weights the GradNorm gradient.
+Needs :meth:`attach` (the model). Under DDP each rank computes ``G_i`` on its own batch and the
+weight gradients are averaged by DDP like any other. Non-task terms are added unweighted.
+alpha: 1.5 (NYU in the paper); XTasC-Net uses 0.16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from densemtl.weighting import WEIGHTINGS
+from densemtl.weighting._shared import last_shared_layer
+
+
+@WEIGHTINGS.register("gradnorm")
+class GradNorm(nn.Module):
+    def __init__(self, tasks: Sequence[str], alpha: float = 1.5) -> None:
+        super().__init__()
+        self.tasks = list(tasks)
+        self.alpha = float(alpha)
+        self.task_weights = nn.Parameter(torch.ones(len(self.tasks)))
+        self.register_buffer("initial", torch.zeros(len(self.tasks)))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        self._layer: list[nn.Parameter] | None = None
+
+    def attach(self, model: nn.Module) -> None:
+        self._layer = last_shared_layer(model)
+
+    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        k = len(self.tasks)
+        with torch.no_grad():  # renormalise after the previous optimiser step
+            self.task_weights.clamp_(min=1e-3)
+            self.task_weights.mul_(k / self.task_weights.sum())
+        task_losses = torch.stack([losses[t] for t in self.tasks])
+        w = self.task_weights
+        total = (w.detach() * task_losses).sum()
+        extra = [v for key, v in losses.items() if key not in self.tasks]
+        if extra:
+            total = total + sum(extra)
+        if not (self.training and torch.is_grad_enabled() and task_losses.requires_grad):
+            return total
+        if self._layer is None:
+            raise RuntimeError("gradnorm needs the model: call weighting.attach(model) first")
+        if not bool(self.initialised):
+            self.initial.copy_(task_losses.detach())
+            self.initialised.fill_(True)
+        norms = []
+        for i in range(k):
+            g = torch.autograd.grad(task_losses[i], self._layer, retain_graph=True, allow_unused=True)
+            g = torch.cat([x.flatten() for x in g if x is not None]) if any(x is not None for x in g) else None
+            norms.append(g.norm() if g is not None else task_losses.new_zeros(()))
+        norms_t = w * torch.stack(norms).detach()  # G_i = w_i ||grad L_i||
+        ratio = task_losses.detach() / self.initial.clamp_min(1e-12)
+        ratio = ratio / ratio.mean()
+        target = (norms_t.mean() * ratio**self.alpha).detach()
+        grad_loss = (norms_t - target).abs().sum()
+        (grad_w,) = torch.autograd.grad(grad_loss, w)
+        return total + (w * grad_w.detach()).sum()
+
+    def weights(self) -> dict[str, float]:
+        return {t: float(x) for t, x in zip(self.tasks, self.task_weights.detach())}
