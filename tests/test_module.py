@@ -99,7 +99,7 @@ def test_resume_after_crash_continues_from_last_checkpoint(tiny_dataset: Path, t
     saved = read_checkpoint(last)
     steps_per_epoch = saved["global_step"] // 2
     assert saved["epoch"] == 1 and steps_per_epoch > 0
-    trainer, module = run(4, [], ckpt_path=str(last))
+    trainer, _ = run(4, [], ckpt_path=str(last))
     assert trainer.global_step == 4 * steps_per_epoch
     assert read_checkpoint(last)["global_step"] == 4 * steps_per_epoch
     # the resumed run started from the saved weights and optimiser state, not from scratch
@@ -135,7 +135,7 @@ def test_checkpoints_load_weights_only_and_bad_files_are_clear(tiny_dataset: Pat
     module.eval()
     torch.testing.assert_close(restored(batch)["depth"], module(batch)["depth"])
     (tmp_path / "truncated.ckpt").write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DataError, match="truncated.ckpt: not a readable checkpoint"):
+    with pytest.raises(DataError, match=r"truncated\.ckpt: not a readable checkpoint"):
         load_module(tmp_path / "truncated.ckpt")
     import pickle
 
@@ -144,9 +144,9 @@ def test_checkpoints_load_weights_only_and_bad_files_are_clear(tiny_dataset: Pat
             return (print, ("pwned",))
 
     (tmp_path / "evil.ckpt").write_bytes(pickle.dumps({"x": Evil()}))
-    with pytest.raises(DataError, match="evil.ckpt: not a readable checkpoint"):
+    with pytest.raises(DataError, match=r"evil\.ckpt: not a readable checkpoint"):
         load_module(tmp_path / "evil.ckpt")
-    with pytest.raises(DataError, match="missing.ckpt: checkpoint not found"):
+    with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint not found"):
         load_module(tmp_path / "missing.ckpt")
 
 
