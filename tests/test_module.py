@@ -159,3 +159,18 @@ def test_mixed_precision_and_gradient_accumulation(tiny_dataset: Path, tmp_path:
     batches = len(data.train_dataloader())
     assert batches == 4 and trainer.global_step == batches // 2  # one optimiser step per 2 batches
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_test_time_flip_makes_outputs_mirror_equivariant(tiny_dataset: Path) -> None:
+    data = _data(tiny_dataset)
+    module = _module(data, test_time_flip=True).eval()
+    image = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        out = module.predict_tasks(image)
+        mirrored = module.predict_tasks(image.flip(-1))
+        plain = module(image)
+    torch.testing.assert_close(out["semseg"], mirrored["semseg"].flip(-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["depth"], mirrored["depth"].flip(-1), atol=1e-5, rtol=1e-5)
+    sign = torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(out["normals"], mirrored["normals"].flip(-1) * sign, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out["depth"], plain["depth"])  # an untrained net is not symmetric

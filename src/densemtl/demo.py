@@ -79,7 +79,7 @@ def _per_class_iou_and_panels(module: Any, data: Any, panels: int, out_dir: Path
     for start in range(0, len(dataset), batch_size):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         batch = collate(samples, module.tasks)
-        outputs = module(batch["image"])
+        outputs = module.predict_tasks(batch["image"])
         if "semseg" in outputs:
             seg.update(outputs["semseg"], batch["semseg"])
         for i in range(len(samples)):

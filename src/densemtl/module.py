@@ -69,6 +69,8 @@ class DenseMTLModule(L.LightningModule):
         class_names / class_colors: for reports and image logging (linked from the data module).
         log_images: number of validation samples logged as prediction panels each epoch.
         channels_last: use the channels-last memory format (faster convolutions on CPU/GPU).
+        test_time_flip: evaluate (validate / test / predict) on the average of the image and its
+            mirror image (semseg logits, depth and normals with x negated, re-normalised).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class DenseMTLModule(L.LightningModule):
         class_colors: Sequence[Sequence[int]] | None = None,
         log_images: int = 4,
         channels_last: bool = False,
+        test_time_flip: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -131,6 +134,22 @@ class DenseMTLModule(L.LightningModule):
             image = image.contiguous(memory_format=torch.channels_last)
         return self.net(image)
 
+    def predict_tasks(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference outputs, with horizontal-flip averaging when ``test_time_flip`` is set."""
+        outputs = self(image)
+        if not self.hparams.test_time_flip:
+            return outputs
+        mirrored = self(image.flip(-1))
+        averaged = {}
+        for task, out in outputs.items():
+            other = mirrored[task].flip(-1)
+            if task == "normals":
+                other = other * torch.tensor([-1.0, 1.0, 1.0], device=other.device).view(1, 3, 1, 1)
+                averaged[task] = torch.nn.functional.normalize(out + other, dim=1)
+            else:
+                averaged[task] = 0.5 * (out + other)
+        return averaged
+
     def compute_losses(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Per-task losses plus the architecture's extra terms (deep supervision, consistency...).
 
@@ -153,7 +172,7 @@ class DenseMTLModule(L.LightningModule):
         return total
 
     def _eval_step(self, batch: dict[str, Any], metrics: MultiTaskMetrics, stage: str) -> dict[str, torch.Tensor]:
-        outputs = self(batch["image"])
+        outputs = self.predict_tasks(batch["image"])
         losses = self.compute_losses(outputs, batch)
         self.log(f"{stage}/loss", self.weighting(losses).detach(), sync_dist=True, batch_size=batch["image"].shape[0])
         metrics.update(outputs, batch)
@@ -168,7 +187,7 @@ class DenseMTLModule(L.LightningModule):
         self._eval_step(batch, self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return self(batch["image"])
+        return self.predict_tasks(batch["image"])
 
     def _log_epoch_metrics(self, metrics: MultiTaskMetrics, stage: str) -> dict[str, float]:
         values = {k: v for k, v in metrics.compute().items() if not math.isnan(v)}

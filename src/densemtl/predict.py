@@ -74,7 +74,7 @@ class Predictor:
         if (height, width) != self.size:
             image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False,
                                   antialias=height > self.size[0])
-        outputs = self.module(image)
+        outputs = self.module.predict_tasks(image)
         result: dict[str, np.ndarray] = {}
         for task, out in outputs.items():
             out = F.interpolate(out.float(), size=(height, width), mode="bilinear", align_corners=False)
