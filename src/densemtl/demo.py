@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = dict(module.test_results)
     timings = {"render_s": render_done - start, "train_s": train_done - render_done,
                "total_s": time.perf_counter() - start, "steps": int(trainer.global_step)}
-    report = write_report(output, module, data, metrics, timings, args.panels)
+    checkpoint = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    report = write_report(output, module, data, metrics, timings, args.panels, checkpoint)
     print(f"[demo] mIoU {metrics.get('miou', float('nan')):.3f}  delta1 {metrics.get('delta1', float('nan')):.3f}  "
           f"abs_rel {metrics.get('abs_rel', float('nan')):.3f}  ({timings['total_s'] / 60:.1f} min)")
     print(f"[demo] report: {report}")
@@ -96,7 +97,7 @@ def _per_class_iou_and_panels(module: Any, data: Any, panels: int, out_dir: Path
 
 
 def write_report(output: Path, module: Any, data: Any, metrics: dict[str, float], timings: dict[str, float],
-                 panels: int) -> Path:
+                 panels: int, checkpoint: Path) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     ious, panel_paths = _per_class_iou_and_panels(module.cpu(), data, panels, output / "panels")
     lines = ["# densemtl demo report", "",
@@ -117,8 +118,8 @@ def write_report(output: Path, module: Any, data: Any, metrics: dict[str, float]
               f"total: {timings['total_s']:.0f} s",
               f"- machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
               f"torch {torch.__version__}",
-              f"- checkpoint: `{output / 'checkpoints' / 'last.ckpt'}`",
-              f"- predict on your images: `densemtl predict --ckpt {output / 'checkpoints' / 'last.ckpt'} "
+              f"- checkpoint: `{checkpoint}`",
+              f"- predict on your images: `densemtl predict --ckpt {checkpoint} "
               "--input <image or folder> --output predictions`", ""]
     (output / "metrics.json").write_text(json.dumps({**metrics, "per_class_iou": dict(zip(data.class_names, ious)),
                                                      **timings}, indent=1))
