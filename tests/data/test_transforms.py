@@ -119,3 +119,18 @@ def test_default_pipeline_keeps_the_contract() -> None:
         and out["normals"].shape == (3, H, W)
     )
     assert out["semseg"].dtype == torch.int64 and (out["depth"] >= 0).all()
+
+
+def test_scale_crop_multiplies_disparity_targets() -> None:
+    import random
+
+    import torch
+
+    from densemtl.data.transforms import RandomScaleCrop
+
+    random.seed(0)
+    sample = {"image": torch.rand(3, 8, 8), "depth": torch.full((1, 8, 8), 10.0), "meta": {"target": "disparity"}}
+    out = RandomScaleCrop(scales=(2.0,), choice=True)(sample)
+    assert torch.allclose(out["depth"], torch.full((1, 8, 8), 20.0))
+    sample["meta"] = {}
+    assert torch.allclose(RandomScaleCrop(scales=(2.0,), choice=True)(sample)["depth"], torch.full((1, 8, 8), 5.0))

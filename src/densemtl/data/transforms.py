@@ -3,7 +3,8 @@
 - Resizing: image bilinear (antialiased when shrinking); semseg, depth and normals nearest, so no
   label is invented and invalid depth (0) never bleeds into valid pixels.
 - :class:`RandomScaleCrop` zooms in by ``s`` and divides depth by ``s`` (the zoom is treated as
-  the camera moving closer, as mtan and XTasC-Net do), so metric scale stays learnable.
+  the camera moving closer, as mtan and XTasC-Net do), so metric scale stays learnable; a
+  disparity / inverse-depth target (``meta["target"]``) is multiplied by ``s`` instead.
 - :class:`RandomHorizontalFlip` negates the normals' x component and mirrors ``cx``.
 - :class:`ColorJitter` touches RGB only.
 """
@@ -115,7 +116,9 @@ class RandomScaleCrop:
         left = random.randint(0, big[1] - width)
         out = crop_sample(out, top, left, height, width)
         if "depth" in out:
-            out["depth"] = out["depth"] / s
+            # zooming in = moving closer: depth shrinks, disparity / inverse depth grow
+            inverse = out.get("meta", {}).get("target") in ("disparity", "inverse_depth")
+            out["depth"] = out["depth"] * s if inverse else out["depth"] / s
         if "intrinsics" in out.get("meta", {}):
             # The zoom is modelled as moving closer: focal length keeps its pre-zoom value.
             intr = out["meta"]["intrinsics"].clone()
