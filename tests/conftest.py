@@ -20,7 +20,9 @@ TINY_CLASSES = ["floor", "wall", "box", "ball"]
 torch.set_num_threads(1)
 
 
-def make_tiny_dataset(root: Path, num_images: int = 16, height: int = 32, width: int = 48, seed: int = 0) -> Path:
+def make_tiny_dataset(
+    root: Path, num_images: int = 16, height: int = 32, width: int = 48, seed: int = 0
+) -> Path:
     """Images whose colour tells the class and whose row tells the depth, so a model can learn it."""
     rng = np.random.default_rng(seed)
     colors = np.array([[90, 60, 30], [200, 200, 190], [30, 120, 200], [220, 40, 40]], dtype=np.float32)
@@ -42,7 +44,11 @@ def make_tiny_dataset(root: Path, num_images: int = 16, height: int = 32, width:
         root,
         TINY_CLASSES,
         intrinsics={"fx": 40.0, "fy": 40.0, "cx": width / 2 - 0.5, "cy": height / 2 - 0.5},
-        splits={"train": ids[:n_train], "val": ids[n_train : n_train + num_images // 4], "test": ids[n_train + num_images // 4 :]},
+        splits={
+            "train": ids[:n_train],
+            "val": ids[n_train : n_train + num_images // 4],
+            "test": ids[n_train + num_images // 4 :],
+        },
     )
     return root
 

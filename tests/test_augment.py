@@ -85,8 +85,12 @@ def test_affinemix_prediction_order_disparity_and_far_invalid() -> None:
 
 def test_affinemix_random_batch_shapes() -> None:
     g = torch.Generator().manual_seed(0)
-    a = {"image": torch.rand(3, 3, 8, 12), "semseg": torch.randint(0, 3, (3, 8, 12)),
-         "depth": torch.rand(3, 1, 8, 12) + 1, "conf": torch.rand(3, 8, 12)}
+    a = {
+        "image": torch.rand(3, 3, 8, 12),
+        "semseg": torch.randint(0, 3, (3, 8, 12)),
+        "depth": torch.rand(3, 1, 8, 12) + 1,
+        "conf": torch.rand(3, 8, 12),
+    }
     b = {k: v.flip(0) for k, v in a.items()}
     mixed, mask = AffineMix()(a, b, generator=g)
     assert {k: v.shape for k, v in mixed.items()} == {k: v.shape for k, v in a.items()}

@@ -12,18 +12,44 @@ from PIL import Image
 from densemtl.cli import main
 
 FIT_ARGS = [
-    "--data.dataset", "folder", "--data.image_size", "[32,48]", "--data.batch_size", "4",
-    "--data.scales", "[1.0]", "--model.model_options", "{backbone: resnet18, decoder_channels: 32}",
-    "--model.tasks", "[semseg,depth]", "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false", "--model.log_images", "0",
+    "--data.dataset",
+    "folder",
+    "--data.image_size",
+    "[32,48]",
+    "--data.batch_size",
+    "4",
+    "--data.scales",
+    "[1.0]",
+    "--model.model_options",
+    "{backbone: resnet18, decoder_channels: 32}",
+    "--model.tasks",
+    "[semseg,depth]",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+    "--model.log_images",
+    "0",
 ]
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
-    code = main(["fit", *FIT_ARGS, "--data.root", str(tiny_dataset), "--trainer.max_steps", "6",
-                 "--trainer.default_root_dir", str(run_dir), "--seed_everything", "0"])
+    code = main(
+        [
+            "fit",
+            *FIT_ARGS,
+            "--data.root",
+            str(tiny_dataset),
+            "--trainer.max_steps",
+            "6",
+            "--trainer.default_root_dir",
+            str(run_dir),
+            "--seed_everything",
+            "0",
+        ]
+    )
     assert code == 0
     (ckpt,) = run_dir.glob("lightning_logs/version_0/checkpoints/last.ckpt")
     return ckpt
@@ -50,8 +76,18 @@ def test_fit_writes_best_and_last_checkpoints(trained: Path) -> None:
 
 
 def test_test_subcommand_writes_metrics(trained: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    code = main(["test", *FIT_ARGS, "--data.root", str(tiny_dataset), "--ckpt_path", str(trained),
-                 "--trainer.default_root_dir", str(tmp_path)])
+    code = main(
+        [
+            "test",
+            *FIT_ARGS,
+            "--data.root",
+            str(tiny_dataset),
+            "--ckpt_path",
+            str(trained),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     (metrics_file,) = tmp_path.glob("lightning_logs/*/test_metrics.json")
     metrics = json.loads(metrics_file.read_text())
@@ -75,26 +111,53 @@ def test_predict_then_evaluate_round_trip(trained: Path, tiny_dataset: Path, tmp
     assert np.asarray(Image.open(out / "semantic" / "odd_size.png")).shape == (50, 70)
     (out / "semantic" / "odd_size.png").unlink()
     metrics_file = tmp_path / "metrics.json"
-    code = main(["evaluate", "--predictions", str(out), "--dataset-root", str(tiny_dataset), "--split", "test",
-                 "--output", str(metrics_file)])
+    code = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(out),
+            "--dataset-root",
+            str(tiny_dataset),
+            "--split",
+            "test",
+            "--output",
+            str(metrics_file),
+        ]
+    )
     assert code == 0
     metrics = json.loads(metrics_file.read_text())["metrics"]
     assert {"miou", "pixel_acc", "abs_rel", "rmse", "delta1"} <= set(metrics)
 
 
-def test_bad_config_key_is_one_line_error(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_config_key_is_one_line_error(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("model:\n  modle: hard_sharing\n")
-    code = main(["fit", "--config", str(config), "--data.dataset", "folder", "--data.root", str(tiny_dataset)])
+    code = main(
+        ["fit", "--config", str(config), "--data.dataset", "folder", "--data.root", str(tiny_dataset)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("densemtl: error: bad configuration") and "modle" in err[-1]
 
 
-def test_unknown_model_and_missing_dataset_are_one_line_errors(tiny_dataset: Path, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture) -> None:
-    code = main(["fit", "--model.model", "no_such_net", "--data.dataset", "folder", "--data.root", str(tiny_dataset),
-                 "--trainer.default_root_dir", str(tmp_path)])
+def test_unknown_model_and_missing_dataset_are_one_line_errors(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(
+        [
+            "fit",
+            "--model.model",
+            "no_such_net",
+            "--data.dataset",
+            "folder",
+            "--data.root",
+            str(tiny_dataset),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "unknown model 'no_such_net'; known: " in capsys.readouterr().err
     code = main(["fit", "--data.dataset", "folder", "--data.root", str(tmp_path / "nowhere")])
@@ -103,6 +166,8 @@ def test_unknown_model_and_missing_dataset_are_one_line_errors(tiny_dataset: Pat
 
 
 def test_predict_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = main(["predict", "--ckpt", str(tmp_path / "x.ckpt"), "--input", str(tmp_path), "--output", str(tmp_path)])
+    code = main(
+        ["predict", "--ckpt", str(tmp_path / "x.ckpt"), "--input", str(tmp_path), "--output", str(tmp_path)]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip() == f"densemtl: error: {tmp_path / 'x.ckpt'}: checkpoint not found"

@@ -14,12 +14,28 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp")]
 
 COMMON = [
-    "--data.dataset", "folder", "--data.image_size", "[32,48]", "--data.batch_size", "2",
-    "--data.eval_batch_size", "2", "--data.scales", "[1.0]",
-    "--model.tasks", "[semseg,depth,normals]",
-    "--model.model_options", "{backbone: resnet18, decoder_channels: 16}", "--model.log_images", "0",
-    "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-    "--trainer.enable_model_summary", "false",
+    "--data.dataset",
+    "folder",
+    "--data.image_size",
+    "[32,48]",
+    "--data.batch_size",
+    "2",
+    "--data.eval_batch_size",
+    "2",
+    "--data.scales",
+    "[1.0]",
+    "--model.tasks",
+    "[semseg,depth,normals]",
+    "--model.model_options",
+    "{backbone: resnet18, decoder_channels: 16}",
+    "--model.log_images",
+    "0",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
 ]
 
 
@@ -39,14 +55,44 @@ def test_two_process_fit_and_metric_agreement(tiny_dataset: Path, tmp_path: Path
     # 4 test images, 2 per batch: each of the 2 ranks gets whole batches and no padded duplicates
     assert len((tiny_dataset / "splits" / "test.txt").read_text().split()) == 4
     fit_dir = tmp_path / "fit"
-    _densemtl(["fit", *COMMON, "--data.root", str(tiny_dataset), "--trainer.devices", "2",
-               "--trainer.strategy", "ddp", "--trainer.max_steps", "3", "--trainer.default_root_dir", str(fit_dir),
-               "--seed_everything", "0"], tmp_path)
+    _densemtl(
+        [
+            "fit",
+            *COMMON,
+            "--data.root",
+            str(tiny_dataset),
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+            "--trainer.max_steps",
+            "3",
+            "--trainer.default_root_dir",
+            str(fit_dir),
+            "--seed_everything",
+            "0",
+        ],
+        tmp_path,
+    )
     (ckpt,) = fit_dir.glob("lightning_logs/version_0/checkpoints/last.ckpt")
     for devices, strategy in (("1", "auto"), ("2", "ddp")):
-        _densemtl(["test", *COMMON, "--data.root", str(tiny_dataset), "--trainer.devices", devices,
-                   "--trainer.strategy", strategy, "--ckpt_path", str(ckpt),
-                   "--trainer.default_root_dir", str(tmp_path / f"test{devices}")], tmp_path)
+        _densemtl(
+            [
+                "test",
+                *COMMON,
+                "--data.root",
+                str(tiny_dataset),
+                "--trainer.devices",
+                devices,
+                "--trainer.strategy",
+                strategy,
+                "--ckpt_path",
+                str(ckpt),
+                "--trainer.default_root_dir",
+                str(tmp_path / f"test{devices}"),
+            ],
+            tmp_path,
+        )
     single, double = _test_metrics(tmp_path / "test1"), _test_metrics(tmp_path / "test2")
     assert set(single) == set(double) and {"miou", "rmse", "normal_mean"} <= set(single)
     for key, value in single.items():

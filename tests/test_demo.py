@@ -10,13 +10,38 @@ import pytest
 from densemtl.cli import main
 
 
-def test_demo_writes_report_with_metrics_and_panels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture) -> None:
+def test_demo_writes_report_with_metrics_and_panels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)  # the render cache lives under ./data_cache
-    code = main(["demo", "--output", "runs/demo", "--max-steps", "3", "--num-images", "20", "--panels", "2", "--",
-                 "--data.synthetic.height", "48", "--data.synthetic.width", "64", "--data.image_size", "[48,64]",
-                 "--data.batch_size", "4", "--model.model_options", "{backbone: resnet18, decoder_channels: 16}",
-                 "--trainer.val_check_interval", "3", "--trainer.enable_progress_bar", "false"])
+    code = main(
+        [
+            "demo",
+            "--output",
+            "runs/demo",
+            "--max-steps",
+            "3",
+            "--num-images",
+            "20",
+            "--panels",
+            "2",
+            "--",
+            "--data.synthetic.height",
+            "48",
+            "--data.synthetic.width",
+            "64",
+            "--data.image_size",
+            "[48,64]",
+            "--data.batch_size",
+            "4",
+            "--model.model_options",
+            "{backbone: resnet18, decoder_channels: 16}",
+            "--trainer.val_check_interval",
+            "3",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
     assert code == 0
     report = (tmp_path / "runs/demo/report.md").read_text()
     assert "| miou |" in report and "| delta1 |" in report and "| wall |" in report

@@ -31,16 +31,20 @@ def _teacher(tmp_path: Path, num_classes: int = 4, tasks: tuple[str, ...] = ("se
     from densemtl.module import DenseMTLModule
 
     torch.manual_seed(0)
-    module = DenseMTLModule(model="mt_refinenet", tasks=list(tasks), num_classes=num_classes,
-                            model_options={"init": "kaiming"})
+    module = DenseMTLModule(
+        model="mt_refinenet", tasks=list(tasks), num_classes=num_classes, model_options={"init": "kaiming"}
+    )
     path = tmp_path / "teacher.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _run(argv: list[str]) -> int:
@@ -52,7 +56,23 @@ def asymmetric(tmp_path: Path) -> tuple[Path, list[str]]:
     """Tiny dataset, then a copy in which half of the train samples lack semseg (via --hide)."""
     src = make_tiny_dataset(tmp_path / "src", num_images=8, height=32, width=48)
     dst = tmp_path / "asym"
-    assert _run(["--dataset-root", str(src), "--task", "semseg", "--out", str(dst), "--hide", "0.5", "--seed", "1"]) == 0
+    assert (
+        _run(
+            [
+                "--dataset-root",
+                str(src),
+                "--task",
+                "semseg",
+                "--out",
+                str(dst),
+                "--hide",
+                "0.5",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     hidden = (dst / "hidden_semseg.txt").read_text().split()
     assert len(hidden) == 2  # half of 4 train samples
     for i in hidden:
@@ -64,8 +84,21 @@ def test_semseg_pseudo_labels(tmp_path: Path, asymmetric: tuple[Path, list[str]]
     root, hidden = asymmetric
     before = _digest(root)
     out = tmp_path / "kd"
-    assert _run(["--teacher", str(_teacher(tmp_path)), "--dataset-root", str(root), "--task", "semseg",
-                 "--out", str(out)]) == 0
+    assert (
+        _run(
+            [
+                "--teacher",
+                str(_teacher(tmp_path)),
+                "--dataset-root",
+                str(root),
+                "--task",
+                "semseg",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _digest(root) == before  # the source dataset is untouched
     written = sorted(p.stem for p in (out / "pseudo" / "semseg").glob("*.png"))
     assert written == sorted(hidden)  # exactly the samples lacking the label

@@ -101,8 +101,22 @@ def _parse(module, argv: list[str]) -> argparse.Namespace:
 
 def test_export_cli_model_and_ckpt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "m.onnx"
-    args = _parse(export, ["--model", "mt_refinenet", "--num-classes", "7", "--format", "onnx", "--out", str(out),
-                           "--size", "32x48", "--dynamic"])
+    args = _parse(
+        export,
+        [
+            "--model",
+            "mt_refinenet",
+            "--num-classes",
+            "7",
+            "--format",
+            "onnx",
+            "--out",
+            str(out),
+            "--size",
+            "32x48",
+            "--dynamic",
+        ],
+    )
     assert export.run(args) == 0
     assert out.is_file() and "max abs diff" in capsys.readouterr().out
     import onnx
@@ -117,7 +131,9 @@ def test_export_cli_model_and_ckpt(tmp_path: Path, capsys: pytest.CaptureFixture
     ckpt = tmp_path / "m.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, ckpt)
     ts = tmp_path / "m.pt"
-    args = _parse(export, ["--ckpt", str(ckpt), "--format", "torchscript", "--out", str(ts), "--size", "32x32"])
+    args = _parse(
+        export, ["--ckpt", str(ckpt), "--format", "torchscript", "--out", str(ts), "--size", "32x32"]
+    )
     assert export.run(args) == 0 and ts.is_file()
     with pytest.raises(SystemExit):
         _parse(export, ["--format", "onnx", "--out", str(out)])  # neither --ckpt nor --model
@@ -130,9 +146,27 @@ def test_benchmark_tiny(tmp_path: Path) -> None:
     md = tmp_path / "benchmarks.md"
     md.write_text("# Benchmarks\n\n## Other section\n\nkept\n")
     js = tmp_path / "b.json"
-    args = _parse(benchmark, ["--model", "mt_refinenet", "--size", "32x48", "--runs", "2", "--warmup", "1",
-                              "--paths", "eager,channels_last,torchscript,onnxruntime", "--matmul-size", "128",
-                              "--output", str(md), "--json", str(js)])
+    args = _parse(
+        benchmark,
+        [
+            "--model",
+            "mt_refinenet",
+            "--size",
+            "32x48",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--paths",
+            "eager,channels_last,torchscript,onnxruntime",
+            "--matmul-size",
+            "128",
+            "--output",
+            str(md),
+            "--json",
+            str(js),
+        ],
+    )
     assert benchmark.run(args) == 0
     import json
 

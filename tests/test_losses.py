@@ -75,7 +75,9 @@ def test_weighted_loss_sum_combines_parts() -> None:
 
 def test_fixed_and_uncertainty_weighting() -> None:
     losses = {"semseg": torch.tensor(2.0), "depth": torch.tensor(4.0)}
-    assert build_weighting("fixed", ["semseg", "depth"], weights={"depth": 0.5})(losses).item() == pytest.approx(4.0)
+    assert build_weighting("fixed", ["semseg", "depth"], weights={"depth": 0.5})(
+        losses
+    ).item() == pytest.approx(4.0)
     uw = build_weighting("uncertainty", ["semseg", "depth"], form="kendall")
     with torch.no_grad():
         uw.log_vars.copy_(torch.tensor([0.0, math.log(2.0)]))

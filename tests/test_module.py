@@ -17,22 +17,45 @@ SMALL_MODEL = {"backbone": "resnet18", "decoder_channels": 32}
 
 
 def _data(root: Path, **kwargs) -> DenseDataModule:
-    options = {"dataset": "folder", "root": str(root), "tasks": ["semseg", "depth", "normals"], "image_size": (32, 48),
-               "batch_size": 4, "scales": (1.0,), "color_jitter": 0.0, "flip": False, "cache_in_memory": True}
+    options = {
+        "dataset": "folder",
+        "root": str(root),
+        "tasks": ["semseg", "depth", "normals"],
+        "image_size": (32, 48),
+        "batch_size": 4,
+        "scales": (1.0,),
+        "color_jitter": 0.0,
+        "flip": False,
+        "cache_in_memory": True,
+    }
     options.update(kwargs)
     return DenseDataModule(**options)
 
 
 def _module(data: DenseDataModule, **kwargs) -> DenseMTLModule:
-    options = {"model": "hard_sharing", "tasks": data.tasks, "num_classes": data.num_classes,
-               "model_options": SMALL_MODEL, "lr": 3e-3, "class_colors": data.class_colors, "log_images": 0}
+    options = {
+        "model": "hard_sharing",
+        "tasks": data.tasks,
+        "num_classes": data.num_classes,
+        "model_options": SMALL_MODEL,
+        "lr": 3e-3,
+        "class_colors": data.class_colors,
+        "log_images": 0,
+    }
     options.update(kwargs)
     return DenseMTLModule(**options)
 
 
 def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    options = {"default_root_dir": tmp_path, "accelerator": "cpu", "devices": 1, "logger": False,
-               "enable_progress_bar": False, "enable_model_summary": False, "plugins": [AtomicCheckpointIO()]}
+    options = {
+        "default_root_dir": tmp_path,
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "plugins": [AtomicCheckpointIO()],
+    }
     options.update(kwargs)
     return L.Trainer(**options)
 
@@ -40,8 +63,9 @@ def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
 def test_training_learns_the_tiny_dataset(tiny_dataset: Path, tmp_path: Path) -> None:
     L.seed_everything(0)
     data = _data(tiny_dataset)
-    module = _module(data, losses={"semseg": {"name": "cross_entropy", "class_weights": "sqrt_inverse"},
-                                   "depth": "log_l1"})
+    module = _module(
+        data, losses={"semseg": {"name": "cross_entropy", "class_weights": "sqrt_inverse"}, "depth": "log_l1"}
+    )
     trainer = _trainer(tmp_path, max_steps=60, enable_checkpointing=False, limit_val_batches=0)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
@@ -49,7 +73,9 @@ def test_training_learns_the_tiny_dataset(tiny_dataset: Path, tmp_path: Path) ->
         before = {t: float(v) for t, v in module.compute_losses(module(batch["image"]), batch).items()}
     trainer.fit(module, datamodule=data)
     weights = module.losses["semseg"].parts[0].class_weights  # fitted from the training split in setup()
-    assert weights is not None and weights.shape == (4,) and weights.min() > 0 and weights.max() > weights.min()
+    assert (
+        weights is not None and weights.shape == (4,) and weights.min() > 0 and weights.max() > weights.min()
+    )
     module.eval()
     with torch.no_grad():
         after = {t: float(v) for t, v in module.compute_losses(module(batch["image"]), batch).items()}
@@ -84,12 +110,16 @@ class _Crash(L.Callback):
 def test_resume_after_crash_continues_from_last_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    def run(max_epochs: int, callbacks: list, ckpt_path: str | None = None) -> tuple[L.Trainer, DenseMTLModule]:
+    def run(
+        max_epochs: int, callbacks: list, ckpt_path: str | None = None
+    ) -> tuple[L.Trainer, DenseMTLModule]:
         L.seed_everything(0)
         data = _data(tiny_dataset)
         module = _module(data)
         checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-        trainer = _trainer(tmp_path, max_epochs=max_epochs, callbacks=[checkpoint, *callbacks], limit_val_batches=0)
+        trainer = _trainer(
+            tmp_path, max_epochs=max_epochs, callbacks=[checkpoint, *callbacks], limit_val_batches=0
+        )
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         return trainer, module
 
@@ -106,7 +136,9 @@ def test_resume_after_crash_continues_from_last_checkpoint(tiny_dataset: Path, t
     assert read_checkpoint(last)["optimizer_states"][0]["state"]
 
 
-def test_atomic_checkpoint_keeps_previous_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_checkpoint_keeps_previous_file_when_writing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path)
@@ -153,8 +185,14 @@ def test_checkpoints_load_weights_only_and_bad_files_are_clear(tiny_dataset: Pat
 def test_mixed_precision_and_gradient_accumulation(tiny_dataset: Path, tmp_path: Path) -> None:
     data = _data(tiny_dataset, batch_size=2)
     module = _module(data)
-    trainer = _trainer(tmp_path, max_epochs=1, precision="bf16-mixed", accumulate_grad_batches=2,
-                       limit_val_batches=0, enable_checkpointing=False)
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=1,
+        precision="bf16-mixed",
+        accumulate_grad_batches=2,
+        limit_val_batches=0,
+        enable_checkpointing=False,
+    )
     trainer.fit(module, datamodule=data)
     batches = len(data.train_dataloader())
     assert batches == 4 and trainer.global_step == batches // 2  # one optimiser step per 2 batches

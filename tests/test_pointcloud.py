@@ -28,7 +28,9 @@ def test_semantic_ply_round_trip(tmp_path: Path, ascii: bool) -> None:
     labels[:, 5:] = 1
     labels[2, 2] = 255  # ignore
     palette = [[255, 0, 0], [0, 0, 255]]
-    points, colors, point_labels = semantic_pointcloud(depth, (10.0, 10.0, 4.5, 3.5), labels, palette, max_depth=10.0)
+    points, colors, point_labels = semantic_pointcloud(
+        depth, (10.0, 10.0, 4.5, 3.5), labels, palette, max_depth=10.0
+    )
     assert len(points) == 80 - 3
     path = write_ply(tmp_path / "cloud.ply", points, colors, point_labels, ascii=ascii)
     data = read_ply(path)
@@ -63,8 +65,22 @@ def test_predict_writes_pointcloud(tmp_path: Path) -> None:
     io.write_image(tmp_path / "in" / "a.png", np.zeros((24, 32, 3), np.uint8))
     parser = argparse.ArgumentParser()
     predict.add_arguments(parser)
-    args = parser.parse_args(["--ckpt", str(ckpt), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                              "--size", "32x32", "--no-panel", "--pointcloud", "--intrinsics", "30,30,15.5,11.5"])
+    args = parser.parse_args(
+        [
+            "--ckpt",
+            str(ckpt),
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out"),
+            "--size",
+            "32x32",
+            "--no-panel",
+            "--pointcloud",
+            "--intrinsics",
+            "30,30,15.5,11.5",
+        ]
+    )
     assert predict.run(args) == 0
     data = read_ply(tmp_path / "out" / "pointcloud" / "a.ply")
     assert len(data) == 24 * 32 and set(np.unique(data["label"])) <= {0, 1, 2}

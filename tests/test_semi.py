@@ -58,8 +58,14 @@ def _samples(n: int, h: int = 32, w: int = 32, seed: int = 0) -> list[dict]:
     out = []
     for _ in range(n):
         seg = torch.randint(0, 3, (h, w), generator=g)
-        out.append({"image": torch.rand(3, h, w, generator=g), "semseg": seg,
-                    "depth": 1.0 + seg[None].float(), "meta": {}})
+        out.append(
+            {
+                "image": torch.rand(3, h, w, generator=g),
+                "semseg": seg,
+                "depth": 1.0 + seg[None].float(),
+                "meta": {},
+            }
+        )
     return out
 
 
@@ -68,17 +74,30 @@ def test_tiny_end_to_end(tmp_path, use_affinemix: bool) -> None:
     import lightning as L
 
     module = SemiSupervisedModule(
-        model="hard_sharing", num_classes=3, model_options={"backbone": "resnet18", "decoder_channels": 8},
-        confidence=0.0, use_affinemix=use_affinemix, coloraug_unlabelled=True, log_images=0, ema_decay=0.5,
+        model="hard_sharing",
+        num_classes=3,
+        model_options={"backbone": "resnet18", "decoder_channels": 8},
+        confidence=0.0,
+        use_affinemix=use_affinemix,
+        coloraug_unlabelled=True,
+        log_images=0,
+        ema_decay=0.5,
     )
     teacher0 = [p.clone() for p in module.teacher.parameters()]
     loaders = {
         "labelled": DataLoader(_samples(4), batch_size=2, collate_fn=collate),
         "unlabelled": DataLoader(_Unlabelled(_samples(4, seed=1)), batch_size=2, collate_fn=collate),
     }
-    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-                        limit_val_batches=0)
+    trainer = L.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        limit_val_batches=0,
+    )
     trainer.fit(module, train_dataloaders=loaders)
     logged = trainer.callback_metrics
     assert "train/loss_semseg:unlabelled" in logged and "train/loss_depth:coloraug" in logged

@@ -22,7 +22,10 @@ class _Toy(nn.Module):
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.encoder(x)
-        return {"semseg": self.heads["semseg"](z).square().mean(), "depth": (self.heads["depth"](z) - 3).abs().mean()}
+        return {
+            "semseg": self.heads["semseg"](z).square().mean(),
+            "depth": (self.heads["depth"](z) - 3).abs().mean(),
+        }
 
 
 def test_registry_has_all_methods() -> None:
@@ -79,8 +82,12 @@ def test_pcgrad_surrogate_gives_projected_shared_gradient() -> None:
     x = torch.randn(8, 4)
     losses = toy.losses(x)
     shared = list(toy.encoder.parameters())
-    flat = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(losses[t], shared, retain_graph=True)])
-                        for t in TASKS])
+    flat = torch.stack(
+        [
+            torch.cat([g.flatten() for g in torch.autograd.grad(losses[t], shared, retain_graph=True)])
+            for t in TASKS
+        ]
+    )
     expected = PCGrad.project(flat, torch.Generator().manual_seed(0))
     toy.zero_grad()
     pc(losses).backward()
@@ -95,13 +102,20 @@ def test_pcgrad_surrogate_gives_projected_shared_gradient() -> None:
 def test_every_weighting_trains_a_real_model(name: str) -> None:
     from densemtl.module import DenseMTLModule
 
-    module = DenseMTLModule(model="hard_sharing", num_classes=3, weighting=name,
-                            model_options={"backbone": "resnet18", "decoder_channels": 8})
+    module = DenseMTLModule(
+        model="hard_sharing",
+        num_classes=3,
+        weighting=name,
+        model_options={"backbone": "resnet18", "decoder_channels": 8},
+    )
     if hasattr(module.weighting, "attach"):
         module.weighting.attach(module.net)
     g = torch.Generator().manual_seed(0)
-    batch = {"image": torch.rand(2, 3, 32, 32, generator=g), "semseg": torch.randint(0, 3, (2, 32, 32), generator=g),
-             "depth": torch.rand(2, 1, 32, 32, generator=g) + 1}
+    batch = {
+        "image": torch.rand(2, 3, 32, 32, generator=g),
+        "semseg": torch.randint(0, 3, (2, 32, 32), generator=g),
+        "depth": torch.rand(2, 1, 32, 32, generator=g) + 1,
+    }
     total = module.weighting(module.compute_losses(module(batch["image"]), batch))
     total.backward()
     assert torch.isfinite(total)

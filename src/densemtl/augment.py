@@ -71,7 +71,9 @@ def warp(x: torch.Tensor, params: AffineParams, mode: str = "bilinear") -> torch
     return (out[:, 0] if x.dim() == 3 else out).to(x.dtype)
 
 
-def inside_mask(params: AffineParams, size: Sequence[int], device: torch.device | None = None) -> torch.Tensor:
+def inside_mask(
+    params: AffineParams, size: Sequence[int], device: torch.device | None = None
+) -> torch.Tensor:
     """Bool [B, H, W]: output pixels whose source location lies inside the source frame."""
     b = params.scale.shape[0]
     ones = torch.ones(b, 1, int(size[0]), int(size[1]), device=device)
@@ -109,7 +111,9 @@ class AffineMix:
         self.depth_order, self.rescale_depth, self.disparity = depth_order, rescale_depth, disparity
         self.image_mode = image_mode
 
-    def sample(self, batch: int, device: torch.device | None = None, generator: torch.Generator | None = None) -> AffineParams:
+    def sample(
+        self, batch: int, device: torch.device | None = None, generator: torch.Generator | None = None
+    ) -> AffineParams:
         u = torch.rand(4, batch, generator=generator)
         lo, hi = self.scale_range
         return AffineParams(
@@ -195,7 +199,9 @@ class ColorAug:
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
         self.channel_gain, self.p_region = channel_gain, p_region
 
-    def sample(self, batch: int, classes: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def sample(
+        self, batch: int, classes: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         def factor(strength: float, *shape: int) -> torch.Tensor:
             return 1 + strength * (2 * torch.rand(batch, classes, *shape, generator=generator) - 1)
 
@@ -211,7 +217,10 @@ class ColorAug:
         return params
 
     def apply_image(
-        self, image: torch.Tensor, regions: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None,
+        self,
+        image: torch.Tensor,
+        regions: torch.Tensor,
+        params: Mapping[str, torch.Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         b = image.shape[0]
@@ -240,7 +249,10 @@ class ColorAug:
         return out
 
     def __call__(
-        self, sample: Mapping[str, Any], regions: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        sample: Mapping[str, Any],
+        regions: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> dict[str, Any]:
         """A copy of ``sample`` with a jittered ``image``; every other entry is the same object.
 

@@ -150,7 +150,9 @@ def _build_path(name: str, model: nn.Module, x: torch.Tensor, tmp: Path, threads
             return tuple(static_out[t] for t in tasks)
 
         return replay
-    raise ConfigError(f"unknown benchmark path {name!r}; CPU: {', '.join(CPU_PATHS)}; CUDA: {', '.join(CUDA_PATHS)}")
+    raise ConfigError(
+        f"unknown benchmark path {name!r}; CPU: {', '.join(CPU_PATHS)}; CUDA: {', '.join(CUDA_PATHS)}"
+    )
 
 
 def _clone(model: nn.Module) -> nn.Module:
@@ -273,19 +275,31 @@ def update_section(path: str | Path, section: str, heading: str = SECTION) -> No
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--model", default=None, help="registered model name or YAML config (default mt_refinenet)")
+    what.add_argument(
+        "--model", default=None, help="registered model name or YAML config (default mt_refinenet)"
+    )
     what.add_argument("--ckpt", default=None, help="training checkpoint to benchmark instead")
     parser.add_argument("--num-classes", type=int, default=40, help="semseg classes for --model (default 40)")
     parser.add_argument("--tasks", default="semseg,depth", help="tasks for --model (default semseg,depth)")
     parser.add_argument("--size", default="480x640", help="input HEIGHTxWIDTH (default 480x640)")
-    parser.add_argument("--paths", default=None, help=f"comma-separated paths (CPU default: {','.join(CPU_PATHS)}; "
-                        f"CUDA default: {','.join(CUDA_PATHS)})")
+    parser.add_argument(
+        "--paths",
+        default=None,
+        help=f"comma-separated paths (CPU default: {','.join(CPU_PATHS)}; "
+        f"CUDA default: {','.join(CUDA_PATHS)})",
+    )
     parser.add_argument("--runs", type=int, default=20, help="timed passes per path (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed passes per path (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch / ORT CPU threads (default: torch's)")
-    parser.add_argument("--matmul-size", type=int, default=1024, help="n of the n x n matmul reference (default 1024)")
-    parser.add_argument("--output", type=Path, default=None, help="markdown file whose benchmark section to rewrite")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch / ORT CPU threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--matmul-size", type=int, default=1024, help="n of the n x n matmul reference (default 1024)"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="markdown file whose benchmark section to rewrite"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     return parser
 

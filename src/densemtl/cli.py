@@ -27,7 +27,10 @@ TOOLS: dict[str, tuple[str, str]] = {
     "predict": ("densemtl.predict", "run a checkpoint on images / a folder / a video"),
     "evaluate": ("densemtl.evaluate", "score saved predictions against a dataset"),
     "profile": ("densemtl.profile", "parameters, MACs/FLOPs, latency and memory of a model"),
-    "benchmark": ("densemtl.benchmark", "inference latency of the deployment paths (eager, compile, ONNX...)"),
+    "benchmark": (
+        "densemtl.benchmark",
+        "inference latency of the deployment paths (eager, compile, ONNX...)",
+    ),
     "export": ("densemtl.export", "export a model to ONNX or TorchScript"),
     "distill": ("densemtl.distill", "write a teacher's pseudo-labels for samples lacking a task's label"),
     "compare": ("densemtl.compare", "train several models under one protocol and tabulate them"),
@@ -35,7 +38,12 @@ TOOLS: dict[str, tuple[str, str]] = {
 DATA_TOOLS: dict[str, tuple[str, str, str, str]] = {
     "render": ("densemtl.data.synthetic_cli", "add_arguments", "run", "render the synthetic dataset"),
     "check": ("densemtl.data.check", "add_check_arguments", "run_check", "validate a dataset on disk"),
-    "convert": ("densemtl.data.check", "add_convert_arguments", "run_convert", "convert a dataset to the folder format"),
+    "convert": (
+        "densemtl.data.check",
+        "add_convert_arguments",
+        "run_convert",
+        "convert a dataset to the folder format",
+    ),
 }
 
 
@@ -62,7 +70,9 @@ def build_cli(argv: Sequence[str] | None, run: bool = True) -> Any:
         trainer_defaults={
             "default_root_dir": "runs",
             "callbacks": [
-                ModelCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True, save_top_k=1),
+                ModelCheckpoint(
+                    filename="best", monitor="val/loss", mode="min", save_last=True, save_top_k=1
+                ),
                 LearningRateMonitor(logging_interval="step"),
             ],
             "plugins": [AtomicCheckpointIO()],

@@ -35,13 +35,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="the shared training recipe (LightningCLI YAML)")
     parser.add_argument("--output", default="runs/compare", help="folder for runs, table and plot")
     parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimiser steps")
-    parser.add_argument("--baseline", default="stl_aspp",
-                        help="model whose results are the single-task reference of Δ_MTL ('' for none)")
-    parser.add_argument("--model-options", action="append", default=[], metavar="NAME=JSON",
-                        help='per-model options merged into model.model_options, e.g. mti_net=\'{"channels": [32,64,64,128]}\'')
+    parser.add_argument(
+        "--baseline",
+        default="stl_aspp",
+        help="model whose results are the single-task reference of Δ_MTL ('' for none)",
+    )
+    parser.add_argument(
+        "--model-options",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="per-model options merged into model.model_options, e.g. mti_net='{\"channels\": [32,64,64,128]}'",
+    )
     parser.add_argument("--profile-runs", type=int, default=5, help="timed forward passes per model")
     parser.add_argument("--device", default="cpu", help="device for profiling")
-    parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides for every run, after a `--`: -- --data.root DIR")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra LightningCLI overrides for every run, after a `--`: -- --data.root DIR",
+    )
 
 
 def _per_model_options(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -66,10 +78,20 @@ def train_and_test(name: str, args: argparse.Namespace, extra_options: dict[str,
     from densemtl.profile import profile_model
 
     out = Path(args.output) / name
-    logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
-              "init_args": {"save_dir": str(out), "name": "logs", "version": ""}}
-    overrides = ["--config", args.config, "--model.model", name, "--trainer.default_root_dir", str(out),
-                 "--trainer.logger", json.dumps(logger)]
+    logger = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(out), "name": "logs", "version": ""},
+    }
+    overrides = [
+        "--config",
+        args.config,
+        "--model.model",
+        name,
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.logger",
+        json.dumps(logger),
+    ]
     if args.max_steps is not None:
         overrides += ["--trainer.max_steps", str(args.max_steps)]
     overrides += list(args.overrides)
@@ -86,11 +108,25 @@ def train_and_test(name: str, args: argparse.Namespace, extra_options: dict[str,
     train_s = time.perf_counter() - start
     trainer.test(module, datamodule=data, verbose=False)
     metrics = {k: float(v) for k, v in module.test_results.items()}
-    cost = profile_model(module.net, input_size=tuple(data.image_size), device=args.device,
-                         warmup=1, runs=max(1, args.profile_runs))
-    return {"model": name, "metrics": metrics, "params": cost["params"], "params_mi": cost["params_mi"],
-            "gmacs": cost["macs"] / 1e9, "latency_ms": cost["latency_ms_median"], "train_s": train_s,
-            "steps": int(trainer.global_step), "image_size": list(data.image_size), "tasks": list(module.tasks)}
+    cost = profile_model(
+        module.net,
+        input_size=tuple(data.image_size),
+        device=args.device,
+        warmup=1,
+        runs=max(1, args.profile_runs),
+    )
+    return {
+        "model": name,
+        "metrics": metrics,
+        "params": cost["params"],
+        "params_mi": cost["params_mi"],
+        "gmacs": cost["macs"] / 1e9,
+        "latency_ms": cost["latency_ms_median"],
+        "train_s": train_s,
+        "steps": int(trainer.global_step),
+        "image_size": list(data.image_size),
+        "tasks": list(module.tasks),
+    }
 
 
 def add_delta(rows: list[dict[str, Any]], baseline: str) -> None:
@@ -115,13 +151,30 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
     metrics = [m for m in SHOWN_METRICS if any(m in r["metrics"] for r in rows)]
-    head = ["model", *metrics, f"Δ_MTL vs {baseline} (%)", "params (Mi)", "params (M)", "GMACs", "latency (ms)",
-            "steps", "train (s)"]
+    head = [
+        "model",
+        *metrics,
+        f"Δ_MTL vs {baseline} (%)",
+        "params (Mi)",
+        "params (M)",
+        "GMACs",
+        "latency (ms)",
+        "steps",
+        "train (s)",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [f"`{r['model']}`", *(_fmt(r["metrics"].get(m)) for m in metrics), _fmt(r["delta_mtl"], 2),
-                 f"{r['params_mi']:.2f}", f"{r['params'] / 1e6:.2f}", f"{r['gmacs']:.2f}", f"{r['latency_ms']:.1f}",
-                 str(r["steps"]), f"{r['train_s']:.0f}"]
+        cells = [
+            f"`{r['model']}`",
+            *(_fmt(r["metrics"].get(m)) for m in metrics),
+            _fmt(r["delta_mtl"], 2),
+            f"{r['params_mi']:.2f}",
+            f"{r['params'] / 1e6:.2f}",
+            f"{r['gmacs']:.2f}",
+            f"{r['latency_ms']:.1f}",
+            str(r["steps"]),
+            f"{r['train_s']:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -141,7 +194,10 @@ def plot(rows: list[dict[str, Any]], path: Path, baseline: str) -> Path:
         return float("nan") if v is None else float(v)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, xlabel in ((axes[0], "params_mi", "parameters (Mi = 2^20)"), (axes[1], "gmacs", "GMACs per image")):
+    for ax, key, xlabel in (
+        (axes[0], "params_mi", "parameters (Mi = 2^20)"),
+        (axes[1], "gmacs", "GMACs per image"),
+    ):
         for r in rows:
             ax.scatter(r[key], y(r), s=40)
             ax.annotate(r["model"], (r[key], y(r)), textcoords="offset points", xytext=(4, 4), fontsize=8)
@@ -179,14 +235,22 @@ def run(args: argparse.Namespace) -> int:
     add_delta(rows, baseline)
     table = markdown_table(rows, baseline or "–")
     size = rows[0]["image_size"]
-    text = "\n".join([
-        "# densemtl compare", "",
-        f"Recipe `{args.config}`" + (f", {args.max_steps} steps" if args.max_steps is not None else "")
-        + f", tasks {', '.join(rows[0]['tasks'])}, {size[0]}x{size[1]} input; test split metrics. "
-        f"Δ_MTL (Maninis et al.; primary metric per task) against `{baseline or '–'}`. Params counted exactly "
-        f"(Mi = 2^20); MACs per image with FlopCounterMode; latency = median batch-1 forward on {args.device}.",
-        "", table, "", "![accuracy vs cost](compare.png)", "",
-    ])
+    text = "\n".join(
+        [
+            "# densemtl compare",
+            "",
+            f"Recipe `{args.config}`"
+            + (f", {args.max_steps} steps" if args.max_steps is not None else "")
+            + f", tasks {', '.join(rows[0]['tasks'])}, {size[0]}x{size[1]} input; test split metrics. "
+            f"Δ_MTL (Maninis et al.; primary metric per task) against `{baseline or '–'}`. Params counted exactly "
+            f"(Mi = 2^20); MACs per image with FlopCounterMode; latency = median batch-1 forward on {args.device}.",
+            "",
+            table,
+            "",
+            "![accuracy vs cost](compare.png)",
+            "",
+        ]
+    )
     (output / "compare.md").write_text(text)
     (output / "compare.json").write_text(json.dumps(rows, indent=1))
     plot(rows, output / "compare.png", baseline or "–")

@@ -68,7 +68,9 @@ def copy_dataset(src: str | Path, dst: str | Path, skip: tuple[str, ...] = ()) -
     if dst.resolve() == src.resolve():
         raise ConfigError("copy_dataset: source and destination are the same folder")
     if dst.exists() and any(dst.iterdir()) and not (dst / "classes.json").is_file():
-        raise ConfigError(f"{dst} exists, is not empty and is not a dataset folder: refusing to write into it")
+        raise ConfigError(
+            f"{dst} exists, is not empty and is not a dataset folder: refusing to write into it"
+        )
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         if any(rel == Path(s) or Path(s) in rel.parents for s in skip):
@@ -77,7 +79,9 @@ def copy_dataset(src: str | Path, dst: str | Path, skip: tuple[str, ...] = ()) -
             _link_or_copy(path, dst / rel)
 
 
-def hide_labels(src: str | Path, dst: str | Path, task: str, fraction: float, split: str = "train", seed: int = 0) -> list[str]:
+def hide_labels(
+    src: str | Path, dst: str | Path, task: str, fraction: float, split: str = "train", seed: int = 0
+) -> list[str]:
     """Copy ``src`` to ``dst`` without the ``task`` label of a random ``fraction`` of ``split``; returns
     the hidden ids (also written to ``dst/hidden_<task>.txt``)."""
     if not 0.0 <= fraction <= 1.0:
@@ -105,7 +109,9 @@ def _teacher(path: str | Path, task: str) -> tuple[torch.nn.Module, int]:
 
 
 @torch.inference_mode()
-def _predict(net: torch.nn.Module, rgb: np.ndarray, task: str, size: tuple[int, int] | None, device: torch.device) -> torch.Tensor:
+def _predict(
+    net: torch.nn.Module, rgb: np.ndarray, task: str, size: tuple[int, int] | None, device: torch.device
+) -> torch.Tensor:
     """Teacher output for ``task`` at the image's own size (run at ``size`` if given)."""
     image = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)[None].to(device)
     h, w = image.shape[-2:]
@@ -139,7 +145,9 @@ def distill(
     ds = FolderDataset(src, split=split, tasks=[task], use_pseudo=False)
     net, channels = _teacher(teacher, task)
     if task == "semseg" and channels != ds.num_classes:
-        raise DataError(Path(teacher), f"teacher predicts {channels} classes, the dataset has {ds.num_classes}")
+        raise DataError(
+            Path(teacher), f"teacher predicts {channels} classes, the dataset has {ds.num_classes}"
+        )
     dev = torch.device(device)
     net.to(dev)
     in_place = out.exists() and out.resolve() == src.resolve()
@@ -166,7 +174,9 @@ def distill(
                 labels[(conf < min_confidence).numpy()] = ds.ignore_index
             io.write_label_png(target, labels)
         elif task == "depth":
-            io.write_depth_png(target, np.clip(pred[0].numpy(), 0.0, 65535 / DEPTH_PNG_SCALE), DEPTH_PNG_SCALE)
+            io.write_depth_png(
+                target, np.clip(pred[0].numpy(), 0.0, 65535 / DEPTH_PNG_SCALE), DEPTH_PNG_SCALE
+            )
         else:
             io.write_normals_png(target, pred.permute(1, 2, 0).numpy())
         labelled.append(sample_id)
@@ -188,19 +198,41 @@ def distill(
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--teacher", help="teacher checkpoint (densemtl fit) predicting --task")
-    parser.add_argument("--dataset-root", "--dataset", dest="dataset_root", required=True,
-                        help="dataset in the folder format (docs/data.md)")
+    parser.add_argument(
+        "--dataset-root",
+        "--dataset",
+        dest="dataset_root",
+        required=True,
+        help="dataset in the folder format (docs/data.md)",
+    )
     parser.add_argument("--task", required=True, choices=DISTILL_TASKS, help="task to pseudo-label")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="output dataset folder (a hard-linked copy of --dataset-root plus pseudo/<task>/); "
-                        "--dataset-root itself writes pseudo/<task>/ in place")
-    parser.add_argument("--split", default="train", help="split to label (default train; 'all' = every image)")
-    parser.add_argument("--size", default=None, help="run the teacher at HEIGHTxWIDTH (default: each image's own size)")
-    parser.add_argument("--min-confidence", type=float, default=0.0,
-                        help="semseg: pixels with teacher softmax confidence below this get the ignore index")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output dataset folder (a hard-linked copy of --dataset-root plus pseudo/<task>/); "
+        "--dataset-root itself writes pseudo/<task>/ in place",
+    )
+    parser.add_argument(
+        "--split", default="train", help="split to label (default train; 'all' = every image)"
+    )
+    parser.add_argument(
+        "--size", default=None, help="run the teacher at HEIGHTxWIDTH (default: each image's own size)"
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="semseg: pixels with teacher softmax confidence below this get the ignore index",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--hide", type=float, default=None, metavar="FRACTION",
-                        help="experiment helper: copy the dataset to --out with FRACTION of --split lacking --task")
+    parser.add_argument(
+        "--hide",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="experiment helper: copy the dataset to --out with FRACTION of --split lacking --task",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of --hide")
     return parser
 
@@ -211,13 +243,19 @@ def run(args: argparse.Namespace) -> int:
     split = None if args.split == "all" else args.split
     if args.hide is not None:
         hidden = hide_labels(args.dataset_root, args.out, args.task, args.hide, split or "train", args.seed)
-        print(f"wrote {args.out}: {len(hidden)} {split or 'train'} samples without {args.task} labels "
-              f"(listed in {Path(args.out) / f'hidden_{args.task}.txt'})")
+        print(
+            f"wrote {args.out}: {len(hidden)} {split or 'train'} samples without {args.task} labels "
+            f"(listed in {Path(args.out) / f'hidden_{args.task}.txt'})"
+        )
         return 0
     if not args.teacher:
         raise ConfigError("distill: --teacher is required (unless --hide)")
     size = parse_size(args.size) if args.size else None
-    manifest = distill(args.teacher, args.dataset_root, args.task, args.out, split, size, args.min_confidence, args.device)
-    print(f"wrote {len(manifest['labelled'])} {args.task} pseudo-labels to {Path(args.out) / 'pseudo' / args.task} "
-          f"({manifest['skipped_with_gt']} samples with ground truth left untouched)")
+    manifest = distill(
+        args.teacher, args.dataset_root, args.task, args.out, split, size, args.min_confidence, args.device
+    )
+    print(
+        f"wrote {len(manifest['labelled'])} {args.task} pseudo-labels to {Path(args.out) / 'pseudo' / args.task} "
+        f"({manifest['skipped_with_gt']} samples with ground truth left untouched)"
+    )
     return 0

@@ -30,7 +30,15 @@ from torch import nn
 
 from densemtl.errors import ConfigError
 
-__all__ = ["ExportWrapper", "add_arguments", "export_onnx", "export_torchscript", "load_for_export", "onnx_parity", "run"]
+__all__ = [
+    "ExportWrapper",
+    "add_arguments",
+    "export_onnx",
+    "export_torchscript",
+    "load_for_export",
+    "onnx_parity",
+    "run",
+]
 
 ONNX_OPSET = 17
 
@@ -76,7 +84,9 @@ def load_for_export(
     return net.eval(), None
 
 
-def export_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), dynamic: bool = False) -> list[str]:
+def export_onnx(
+    model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), dynamic: bool = False
+) -> list[str]:
     """Write ``model`` as ONNX to ``path``; returns the output names (the tasks)."""
     wrapper = ExportWrapper(model)
     names = wrapper.task_names
@@ -105,7 +115,9 @@ def export_onnx(model: nn.Module, path: str | Path, size: tuple[int, int] = (480
     return names
 
 
-def export_torchscript(model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), freeze: bool = True) -> torch.jit.ScriptModule:
+def export_torchscript(
+    model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), freeze: bool = True
+) -> torch.jit.ScriptModule:
     """Trace (and freeze) ``model`` and save it to ``path``; returns the scripted module."""
     wrapper = ExportWrapper(model)
     path = Path(path)
@@ -132,7 +144,9 @@ def onnx_session(path: str | Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_parity(model: nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1, seed: int = 0) -> dict[str, float]:
+def onnx_parity(
+    model: nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1, seed: int = 0
+) -> dict[str, float]:
     """Max abs difference per output between ONNX Runtime (CPU) and PyTorch on one random image batch."""
     wrapper = ExportWrapper(model)
     x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(seed))
@@ -150,8 +164,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--tasks", default="semseg,depth", help="tasks for --model (default semseg,depth)")
     parser.add_argument("--format", choices=("onnx", "torchscript"), required=True)
     parser.add_argument("--out", required=True, type=Path, help="output file (.onnx / .pt)")
-    parser.add_argument("--size", default=None, help="HEIGHTxWIDTH of the example input (default: the "
-                        "checkpoint's training size, else 480x640)")
+    parser.add_argument(
+        "--size",
+        default=None,
+        help="HEIGHTxWIDTH of the example input (default: the checkpoint's training size, else 480x640)",
+    )
     parser.add_argument("--dynamic", action="store_true", help="ONNX: free batch / height / width axes")
     parser.add_argument("--no-check", action="store_true", help="ONNX: skip the ONNX Runtime parity check")
     return parser
@@ -164,13 +181,19 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size) if args.size else (train_size or (480, 640))
     if args.format == "onnx":
         names = export_onnx(model, args.out, size, dynamic=args.dynamic)
-        print(f"wrote {args.out} (ONNX opset {ONNX_OPSET}, input image [{'B' if args.dynamic else 1},3,"
-              f"{'H' if args.dynamic else size[0]},{'W' if args.dynamic else size[1]}], outputs {', '.join(names)})")
+        print(
+            f"wrote {args.out} (ONNX opset {ONNX_OPSET}, input image [{'B' if args.dynamic else 1},3,"
+            f"{'H' if args.dynamic else size[0]},{'W' if args.dynamic else size[1]}], outputs {', '.join(names)})"
+        )
         if not args.no_check:
             diffs = onnx_parity(model, args.out, size)
-            print("ONNX Runtime vs PyTorch max abs diff: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+            print(
+                "ONNX Runtime vs PyTorch max abs diff: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+            )
     else:
         export_torchscript(model, args.out, size)
-        print(f"wrote {args.out} (TorchScript, traced at {size[0]}x{size[1]} and frozen; outputs "
-              f"{', '.join(model.tasks)})")
+        print(
+            f"wrote {args.out} (TorchScript, traced at {size[0]}x{size[1]} and frozen; outputs "
+            f"{', '.join(model.tasks)})"
+        )
     return 0

@@ -122,7 +122,9 @@ class DenseMTLModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Fit data-dependent loss parameters (class-frequency weights) once, before training."""
-        parts = [p for loss in self.losses.values() for p in loss.parts if getattr(p, "needs_class_counts", False)]
+        parts = [
+            p for loss in self.losses.values() for p in loss.parts if getattr(p, "needs_class_counts", False)
+        ]
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and parts and datamodule is not None:
             counts = datamodule.class_pixel_counts(self.hparams.num_classes)
@@ -150,7 +152,9 @@ class DenseMTLModule(L.LightningModule):
                 averaged[task] = 0.5 * (out + other)
         return averaged
 
-    def compute_losses(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]
+    ) -> dict[str, torch.Tensor]:
         """Per-task losses plus the architecture's extra terms (deep supervision, consistency...).
 
         Pixels without a label (missing or ignored) are skipped.
@@ -164,17 +168,26 @@ class DenseMTLModule(L.LightningModule):
         losses = self.compute_losses(outputs, batch)
         total = self.weighting(losses)
         if not torch.isfinite(total):
-            raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
-                                     + ", ".join(f"{t}={float(v):.4g}" for t, v in losses.items()))
+            raise FloatingPointError(
+                f"non-finite training loss at step {self.global_step}: "
+                + ", ".join(f"{t}={float(v):.4g}" for t, v in losses.items())
+            )
         batch_size = batch["image"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/loss_{t}": v.detach() for t, v in losses.items()}, batch_size=batch_size)
         return total
 
-    def _eval_step(self, batch: dict[str, Any], metrics: MultiTaskMetrics, stage: str) -> dict[str, torch.Tensor]:
+    def _eval_step(
+        self, batch: dict[str, Any], metrics: MultiTaskMetrics, stage: str
+    ) -> dict[str, torch.Tensor]:
         outputs = self.predict_tasks(batch["image"])
         losses = self.compute_losses(outputs, batch)
-        self.log(f"{stage}/loss", self.weighting(losses).detach(), sync_dist=True, batch_size=batch["image"].shape[0])
+        self.log(
+            f"{stage}/loss",
+            self.weighting(losses).detach(),
+            sync_dist=True,
+            batch_size=batch["image"].shape[0],
+        )
         metrics.update(outputs, batch)
         return outputs
 
@@ -230,7 +243,10 @@ class DenseMTLModule(L.LightningModule):
         for name, param in self.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim <= 1 or name.startswith("weighting.") else decay).append(param)
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": hp.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         if hp.optimizer == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
         elif hp.optimizer == "adam":

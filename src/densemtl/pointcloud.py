@@ -17,7 +17,9 @@ import numpy as np
 __all__ = ["backproject", "read_ply", "semantic_pointcloud", "write_ply"]
 
 
-def backproject(depth: np.ndarray, intrinsics: Sequence[float], stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def backproject(
+    depth: np.ndarray, intrinsics: Sequence[float], stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Camera-frame points ``[N, 3]`` of the valid (finite, > 0) pixels, and their ``(v, u)`` indices."""
     fx, fy, cx, cy = (float(k) for k in intrinsics)
     depth = np.asarray(depth, dtype=np.float32)
@@ -67,7 +69,11 @@ def semantic_pointcloud(
 
 
 def write_ply(
-    path: str | Path, points: np.ndarray, colors: np.ndarray | None = None, labels: np.ndarray | None = None, ascii: bool = False
+    path: str | Path,
+    points: np.ndarray,
+    colors: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    ascii: bool = False,
 ) -> Path:
     """Write a PLY point cloud: float x, y, z; uchar red, green, blue; int label (when given)."""
     path = Path(path)
@@ -89,10 +95,19 @@ def write_ply(
         data["red"], data["green"], data["blue"] = c[:, 0], c[:, 1], c[:, 2]
     if labels is not None:
         data["label"] = np.asarray(labels, dtype=np.int32).reshape(-1)
-    header = "\n".join(
-        ["ply", f"format {'ascii' if ascii else 'binary_little_endian'} 1.0", "comment densemtl semantic point cloud",
-         f"element vertex {n}", *props, "end_header"]
-    ) + "\n"
+    header = (
+        "\n".join(
+            [
+                "ply",
+                f"format {'ascii' if ascii else 'binary_little_endian'} 1.0",
+                "comment densemtl semantic point cloud",
+                f"element vertex {n}",
+                *props,
+                "end_header",
+            ]
+        )
+        + "\n"
+    )
     with open(path, "wb") as f:
         f.write(header.encode("ascii"))
         if ascii:
@@ -112,6 +127,10 @@ def read_ply(path: str | Path) -> np.ndarray:
     fields = [(line.split()[2], types[line.split()[1]]) for line in header if line.startswith("property")]
     n = int(next(line.split()[2] for line in header if line.startswith("element vertex")))
     if "format ascii 1.0" in header:
-        rows = [tuple(float(x) for x in line.split()) for line in raw[end:].decode("ascii").splitlines() if line.strip()]
+        rows = [
+            tuple(float(x) for x in line.split())
+            for line in raw[end:].decode("ascii").splitlines()
+            if line.strip()
+        ]
         return np.array(rows, dtype=fields) if rows else np.empty(0, dtype=fields)
     return np.frombuffer(raw[end:], dtype=fields, count=n)

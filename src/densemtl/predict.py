@@ -23,18 +23,30 @@ from densemtl.errors import DataError, DenseMTLError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `densemtl fit` / `densemtl demo`")
+    parser.add_argument(
+        "--ckpt", required=True, help="checkpoint written by `densemtl fit` / `densemtl demo`"
+    )
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--size", default=None,
-                        help="inference size HxW (default: the training size stored in the checkpoint)")
+    parser.add_argument(
+        "--size",
+        default=None,
+        help="inference size HxW (default: the training size stored in the checkpoint)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-panel", action="store_true", help="skip the side-by-side panels")
-    parser.add_argument("--pointcloud", action="store_true",
-                        help="also write pointcloud/<name>.ply: depth back-projected, coloured by class")
-    parser.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
-                        help="pinhole intrinsics at the input image size for --pointcloud "
-                        "(default fx = fy = width, principal point at the centre)")
+    parser.add_argument(
+        "--pointcloud",
+        action="store_true",
+        help="also write pointcloud/<name>.ply: depth back-projected, coloured by class",
+    )
+    parser.add_argument(
+        "--intrinsics",
+        default=None,
+        metavar="FX,FY,CX,CY",
+        help="pinhole intrinsics at the input image size for --pointcloud "
+        "(default fx = fy = width, principal point at the centre)",
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -72,14 +84,17 @@ class Predictor:
         height, width = rgb.shape[:2]
         image = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0)[None].to(self.device)
         if (height, width) != self.size:
-            image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False,
-                                  antialias=height > self.size[0])
+            image = F.interpolate(
+                image, size=self.size, mode="bilinear", align_corners=False, antialias=height > self.size[0]
+            )
         outputs = self.module.predict_tasks(image)
         result: dict[str, np.ndarray] = {}
         for task, out in outputs.items():
             out = F.interpolate(out.float(), size=(height, width), mode="bilinear", align_corners=False)
             if task == "semseg":
-                result[task] = out[0].argmax(0).cpu().numpy().astype(np.uint8 if out.shape[1] <= 255 else np.uint16)
+                result[task] = (
+                    out[0].argmax(0).cpu().numpy().astype(np.uint8 if out.shape[1] <= 255 else np.uint16)
+                )
             elif task == "depth":
                 result[task] = out[0, 0].cpu().numpy().astype(np.float32)
             else:
@@ -92,7 +107,9 @@ def training_size(checkpoint_hparams: dict[str, Any]) -> tuple[int, int]:
     return (int(size[0]), int(size[1])) if size else (240, 320)
 
 
-def iterate_predictions(predictor: Predictor, paths: list[Path]) -> Iterator[tuple[Path, np.ndarray, dict[str, np.ndarray]]]:
+def iterate_predictions(
+    predictor: Predictor, paths: list[Path]
+) -> Iterator[tuple[Path, np.ndarray, dict[str, np.ndarray]]]:
     for path in paths:
         rgb = io.read_image(path)
         yield path, rgb, predictor(rgb)
@@ -114,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     predictor = Predictor(module, size, args.device)
     start = time.perf_counter()
-    for path, rgb, pred in track(iterate_predictions(predictor, paths), total=len(paths), description="predicting"):
+    for path, rgb, pred in track(
+        iterate_predictions(predictor, paths), total=len(paths), description="predicting"
+    ):
         name = path.stem
         if "semseg" in pred:
             io.write_label_png(out / "semantic" / f"{name}.png", pred["semseg"])
@@ -129,14 +148,23 @@ def run(args: argparse.Namespace) -> int:
             from densemtl.pointcloud import semantic_pointcloud, write_ply
 
             h, w = rgb.shape[:2]
-            k = ([float(v) for v in args.intrinsics.split(",")] if args.intrinsics
-                 else [float(w), float(w), (w - 1) / 2, (h - 1) / 2])
+            k = (
+                [float(v) for v in args.intrinsics.split(",")]
+                if args.intrinsics
+                else [float(w), float(w), (w - 1) / 2, (h - 1) / 2]
+            )
             if len(k) != 4:
                 raise DenseMTLError(f"--intrinsics must be FX,FY,CX,CY, got {args.intrinsics!r}")
-            points, colors, labels = semantic_pointcloud(pred["depth"], k, pred.get("semseg"), palette, rgb=rgb)
+            points, colors, labels = semantic_pointcloud(
+                pred["depth"], k, pred.get("semseg"), palette, rgb=rgb
+            )
             write_ply(out / "pointcloud" / f"{name}.ply", points, colors, labels)
         if not args.no_panel:
-            io.write_image(out / "panel" / f"{name}.png", prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred))
+            io.write_image(
+                out / "panel" / f"{name}.png", prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred)
+            )
     elapsed = time.perf_counter() - start
-    print(f"wrote predictions for {len(paths)} image(s) to {out} ({len(paths) / elapsed:.2f} images/s incl. I/O)")
+    print(
+        f"wrote predictions for {len(paths)} image(s) to {out} ({len(paths) / elapsed:.2f} images/s incl. I/O)"
+    )
     return 0

@@ -116,7 +116,9 @@ class SemiSupervisedModule(DenseMTLModule):
         self.teacher.eval()
         return self.teacher(image)
 
-    def unsupervised_losses(self, labelled: Mapping[str, Any], unlabelled: Mapping[str, Any] | None) -> dict[str, torch.Tensor]:
+    def unsupervised_losses(
+        self, labelled: Mapping[str, Any], unlabelled: Mapping[str, Any] | None
+    ) -> dict[str, torch.Tensor]:
         hp = self.hparams
         terms: dict[str, torch.Tensor] = {}
         if unlabelled is not None and hp.unsup_weight > 0:
@@ -131,7 +133,9 @@ class SemiSupervisedModule(DenseMTLModule):
                 order = sample["depth"]
             if hp.use_affinemix and order is not None and image.shape[0] > 1:
                 target = {k: v.roll(1, dims=0) for k, v in sample.items()}
-                sample, _ = self.affinemix(sample, target, source_order=order, target_order=order.roll(1, dims=0))
+                sample, _ = self.affinemix(
+                    sample, target, source_order=order, target_order=order.roll(1, dims=0)
+                )
             out = super().forward(sample["image"])
             for task in ("semseg", "depth"):
                 if task in sample:
@@ -141,7 +145,9 @@ class SemiSupervisedModule(DenseMTLModule):
         if hp.use_coloraug and "depth" in self.tasks and "semseg" in self.tasks and hp.coloraug_weight > 0:
             sets = [(labelled["image"], labelled["depth"])]
             if hp.coloraug_unlabelled and unlabelled is not None:
-                sets.append((unlabelled["image"], self.teacher_predict(unlabelled["image"])["depth"].clamp_min(0)))
+                sets.append(
+                    (unlabelled["image"], self.teacher_predict(unlabelled["image"])["depth"].clamp_min(0))
+                )
             loss = 0.0
             for image, depth in sets:
                 regions = self.teacher_predict(image)["semseg"].argmax(1)
@@ -233,8 +239,12 @@ class SemiDataModule(DenseDataModule):
 
         n = len(dataset)  # type: ignore[arg-type]
         return DataLoader(
-            dataset, batch_size=min(batch_size, n), shuffle=True, num_workers=self.hparams.num_workers,
-            collate_fn=functools.partial(collate, tasks=self.tasks), drop_last=n > batch_size,
+            dataset,
+            batch_size=min(batch_size, n),
+            shuffle=True,
+            num_workers=self.hparams.num_workers,
+            collate_fn=functools.partial(collate, tasks=self.tasks),
+            drop_last=n > batch_size,
             persistent_workers=self.hparams.num_workers > 0,
         )
 
@@ -243,7 +253,10 @@ class SemiDataModule(DenseDataModule):
         loader = self._make(labelled, self.hparams.batch_size)
         if not self.semi or len(unlabelled) == 0:  # type: ignore[arg-type]
             return loader
-        return {"labelled": loader, "unlabelled": self._make(unlabelled, self.unlabelled_batch_size or self.hparams.batch_size)}
+        return {
+            "labelled": loader,
+            "unlabelled": self._make(unlabelled, self.unlabelled_batch_size or self.hparams.batch_size),
+        }
 
 
 # ---------------------------------------------------------------- the 10 %-labels experiment
@@ -271,27 +284,55 @@ def run_label_fraction_experiment(
     for name, semi in (("supervised", False), ("semi", True)):
         L.seed_everything(seed, workers=True)
         data = SemiDataModule(
-            dataset="synthetic", image_size=image_size, batch_size=batch_size, cache_in_memory=True,
-            tasks=["semseg", "depth"], synthetic={"num_images": num_images}, labelled_fraction=fraction,
-            split_seed=seed, semi=semi, scales=(1.0, 1.25), color_jitter=0.1,
+            dataset="synthetic",
+            image_size=image_size,
+            batch_size=batch_size,
+            cache_in_memory=True,
+            tasks=["semseg", "depth"],
+            synthetic={"num_images": num_images},
+            labelled_fraction=fraction,
+            split_seed=seed,
+            semi=semi,
+            scales=(1.0, 1.25),
+            color_jitter=0.1,
         )
         data.prepare_data()
-        common = dict(model=model, tasks=["semseg", "depth"], num_classes=data.num_classes, model_options=options,
-                      losses={"semseg": "cross_entropy", "depth": "log_l1"}, lr=2e-3, scheduler="cosine",
-                      log_images=0)
-        module = SemiSupervisedModule(**common, **dict(semi_options or {})) if semi else DenseMTLModule(**common)
+        common = dict(
+            model=model,
+            tasks=["semseg", "depth"],
+            num_classes=data.num_classes,
+            model_options=options,
+            losses={"semseg": "cross_entropy", "depth": "log_l1"},
+            lr=2e-3,
+            scheduler="cosine",
+            log_images=0,
+        )
+        module = (
+            SemiSupervisedModule(**common, **dict(semi_options or {})) if semi else DenseMTLModule(**common)
+        )
         trainer = L.Trainer(
-            max_steps=max_steps, accelerator=accelerator, devices=1, default_root_dir=str(out / name),
-            limit_val_batches=0, enable_checkpointing=False, logger=False, enable_progress_bar=False,
-            enable_model_summary=False, precision="32-true",
+            max_steps=max_steps,
+            accelerator=accelerator,
+            devices=1,
+            default_root_dir=str(out / name),
+            limit_val_batches=0,
+            enable_checkpointing=False,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            precision="32-true",
         )
         trainer.fit(module, datamodule=data)
         trainer.test(module, datamodule=data, verbose=False)
         results[name] = dict(module.test_results)
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
-    keys = [k for k in ("miou", "pixel_acc", "abs_rel", "rmse", "delta1")
-            if any(k in r for r in results.values())] or sorted(next(iter(results.values())))
-    lines = [f"| setting ({fraction:.0%} labels) | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    keys = [
+        k for k in ("miou", "pixel_acc", "abs_rel", "rmse", "delta1") if any(k in r for r in results.values())
+    ] or sorted(next(iter(results.values())))
+    lines = [
+        f"| setting ({fraction:.0%} labels) | " + " | ".join(keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{r.get(k, float('nan')):.4f}" for k in keys) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -299,7 +340,9 @@ def run_label_fraction_experiment(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="supervised-only vs mean-teacher semi-supervised, synthetic scenes")
+    parser = argparse.ArgumentParser(
+        description="supervised-only vs mean-teacher semi-supervised, synthetic scenes"
+    )
     parser.add_argument("--out", default="runs/semi")
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--max-steps", type=int, default=1500)
@@ -310,13 +353,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num-images", type=int, default=1200)
     parser.add_argument("--image-size", type=int, nargs=2, default=(96, 128))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--semi-options", type=json.loads, default=None, help='JSON, e.g. \'{"confidence": 0.8}\'')
+    parser.add_argument(
+        "--semi-options", type=json.loads, default=None, help="JSON, e.g. '{\"confidence\": 0.8}'"
+    )
     parser.add_argument("--accelerator", default="auto")
     args = parser.parse_args(argv)
     results = run_label_fraction_experiment(
-        args.out, args.fraction, args.max_steps, args.image_size, args.model,
-        {"backbone": args.backbone, "decoder_channels": args.decoder_channels}, args.batch_size, args.num_images,
-        args.seed, args.semi_options, args.accelerator,
+        args.out,
+        args.fraction,
+        args.max_steps,
+        args.image_size,
+        args.model,
+        {"backbone": args.backbone, "decoder_channels": args.decoder_channels},
+        args.batch_size,
+        args.num_images,
+        args.seed,
+        args.semi_options,
+        args.accelerator,
     )
     print((Path(args.out) / "results.md").read_text())
     del results

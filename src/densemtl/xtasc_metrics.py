@@ -55,7 +55,10 @@ class PerImageSegmentationMetrics(Metric):
         nan = torch.tensor(float("nan"))
         if self.images == 0:
             return {"miou_per_image": nan, "pixel_acc_per_image": nan}
-        return {"miou_per_image": (self.sum_miou / n).float(), "pixel_acc_per_image": (self.sum_acc / n).float()}
+        return {
+            "miou_per_image": (self.sum_miou / n).float(),
+            "pixel_acc_per_image": (self.sum_acc / n).float(),
+        }
 
 
 class PerImageDepthMetrics(Metric):
@@ -82,5 +85,7 @@ class PerImageDepthMetrics(Metric):
         if self.images == 0:
             nan = torch.tensor(float("nan"))
             return {"abs_err_per_image": nan, "abs_rel_per_image": nan}
-        return {"abs_err_per_image": (self.sum_abs / self.images).float(),
-                "abs_rel_per_image": (self.sum_rel / self.images).float()}
+        return {
+            "abs_err_per_image": (self.sum_abs / self.images).float(),
+            "abs_rel_per_image": (self.sum_rel / self.images).float(),
+        }

@@ -19,13 +19,20 @@ def _random_sample(rng: np.random.Generator, h: int = 10, w: int = 14) -> dict[s
     depth[0, 0] = 0.0  # invalid pixel
     semantic = rng.integers(0, 5, (h, w))
     semantic[1, 1] = 255
-    return {"rgb": rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "depth": depth, "semantic": semantic, "normals": normals}
+    return {
+        "rgb": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+        "depth": depth,
+        "semantic": semantic,
+        "normals": normals,
+    }
 
 
 def _write(root: Path, samples: dict[str, dict], names=("a", "b", "c", "d", "e")) -> None:
     for sample_id, arrays in samples.items():
         write_sample(root, sample_id, **arrays)
-    write_metadata(root, list(names), intrinsics={"fx": 5, "fy": 6, "cx": 7, "cy": 4}, splits={"train": list(samples)})
+    write_metadata(
+        root, list(names), intrinsics={"fx": 5, "fy": 6, "cx": 7, "cy": 4}, splits={"train": list(samples)}
+    )
 
 
 def test_round_trip_preserves_values(tmp_path: Path) -> None:
@@ -34,7 +41,9 @@ def test_round_trip_preserves_values(tmp_path: Path) -> None:
     _write(tmp_path, {"s0": arrays})
     sample = FolderDataset(tmp_path, "train")[0]
     assert sample["image"].shape == (3, 10, 14) and sample["image"].dtype == torch.float32
-    np.testing.assert_array_equal((sample["image"] * 255).round().byte().permute(1, 2, 0).numpy(), arrays["rgb"])
+    np.testing.assert_array_equal(
+        (sample["image"] * 255).round().byte().permute(1, 2, 0).numpy(), arrays["rgb"]
+    )
     np.testing.assert_array_equal(sample["semseg"].numpy(), arrays["semantic"])
     # uint16 millimetres: at most half a millimetre of rounding
     np.testing.assert_allclose(sample["depth"][0].numpy(), arrays["depth"], atol=5e-4)

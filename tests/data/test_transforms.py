@@ -129,8 +129,14 @@ def test_scale_crop_multiplies_disparity_targets() -> None:
     from densemtl.data.transforms import RandomScaleCrop
 
     random.seed(0)
-    sample = {"image": torch.rand(3, 8, 8), "depth": torch.full((1, 8, 8), 10.0), "meta": {"target": "disparity"}}
+    sample = {
+        "image": torch.rand(3, 8, 8),
+        "depth": torch.full((1, 8, 8), 10.0),
+        "meta": {"target": "disparity"},
+    }
     out = RandomScaleCrop(scales=(2.0,), choice=True)(sample)
     assert torch.allclose(out["depth"], torch.full((1, 8, 8), 20.0))
     sample["meta"] = {}
-    assert torch.allclose(RandomScaleCrop(scales=(2.0,), choice=True)(sample)["depth"], torch.full((1, 8, 8), 5.0))
+    assert torch.allclose(
+        RandomScaleCrop(scales=(2.0,), choice=True)(sample)["depth"], torch.full((1, 8, 8), 5.0)
+    )

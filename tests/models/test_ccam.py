@@ -36,7 +36,9 @@ def test_gamma_receives_gradient_from_zero() -> None:
 
 def test_ccam_model_shapes_and_parameter_overhead() -> None:
     tasks = {"semseg": 6, "depth": 1}
-    model = build_model("ccam", tasks=tasks, backbone="resnet18", decoder_channels=32, ccam_stages=[0, 1, 2, 3])
+    model = build_model(
+        "ccam", tasks=tasks, backbone="resnet18", decoder_channels=32, ccam_stages=[0, 1, 2, 3]
+    )
     base = build_model("ccam", tasks=tasks, backbone="resnet18", decoder_channels=32, ccam_stages=[])
     total = sum(p.numel() for p in model.parameters())
     assert model.ccam_parameters() == 8
@@ -48,7 +50,13 @@ def test_ccam_model_shapes_and_parameter_overhead() -> None:
 
 
 def test_ccam_model_with_normals_and_one_direction() -> None:
-    model = build_model("ccam", tasks={"semseg": 3, "depth": 1, "normals": 3}, backbone="resnet18",
-                        decoder_channels=16, ccam_stages=[3], ccam_direction="seg_from_depth")
+    model = build_model(
+        "ccam",
+        tasks={"semseg": 3, "depth": 1, "normals": 3},
+        backbone="resnet18",
+        decoder_channels=16,
+        ccam_stages=[3],
+        ccam_direction="seg_from_depth",
+    )
     out = model.eval()(torch.rand(1, 3, 32, 32))
     assert out["normals"].shape == (1, 3, 32, 32)

@@ -18,7 +18,17 @@ from densemtl.models import build_model, model_names
 torch.set_num_threads(1)
 
 TASKS = {"semseg": 40, "depth": 1}
-ISSUE6 = ("stl_aspp", "mtl_hps", "cross_stitch", "nddr_cnn", "mtan", "pad_net", "mti_net", "mtl_spp", "mtl_ssw")
+ISSUE6 = (
+    "stl_aspp",
+    "mtl_hps",
+    "cross_stitch",
+    "nddr_cnn",
+    "mtan",
+    "pad_net",
+    "mti_net",
+    "mtl_spp",
+    "mtl_ssw",
+)
 # name -> (seed table Mi, relative tolerance, exact count of our model)
 PUBLISHED = {
     "stl_aspp": (37.82 * 2, None, 79_277_481),  # two single-task networks
@@ -116,10 +126,13 @@ def test_cross_task_initialisations() -> None:
 
 
 def test_ssw_without_attention_is_the_weight_matrix() -> None:
-    model = build_model("mtl_ssw", tasks=TASKS, sw_attention=False, sw_positions=["branch", "head"],
-                        **SMALL["mtl_ssw"]).eval()
+    model = build_model(
+        "mtl_ssw", tasks=TASKS, sw_attention=False, sw_positions=["branch", "head"], **SMALL["mtl_ssw"]
+    ).eval()
     a, b = torch.rand(1, 4, 3, 3), torch.rand(1, 4, 3, 3)
     mixed = model.sw["branch"]({"semseg": a, "depth": b})
-    assert torch.allclose(mixed["semseg"], 0.9 * a + 0.1 * b) and torch.allclose(mixed["depth"], 0.1 * a + 0.9 * b)
+    assert torch.allclose(mixed["semseg"], 0.9 * a + 0.1 * b) and torch.allclose(
+        mixed["depth"], 0.1 * a + 0.9 * b
+    )
     with torch.no_grad():
         assert model(torch.rand(1, 3, 32, 48))["semseg"].shape == (1, 40, 32, 48)

@@ -130,7 +130,9 @@ def test_group_weighting_math() -> None:
     uw = build_weighting("xtasc_groups", ["semseg", "depth"], lambda1=0.1, lambda2=0.2)
     with torch.no_grad():
         uw.log_vars.copy_(torch.tensor([0.5, -0.3]))
-    expected = 0.5 * torch.exp(torch.tensor(-0.5)) * label + 0.5 + 0.5 * torch.exp(torch.tensor(0.3)) * image - 0.3
+    expected = (
+        0.5 * torch.exp(torch.tensor(-0.5)) * label + 0.5 + 0.5 * torch.exp(torch.tensor(0.3)) * image - 0.3
+    )
     assert torch.isclose(uw(losses), expected)
     # evaluation: no transfer terms
     direct = {"semseg": losses["semseg"], "depth": losses["depth"]}
@@ -142,9 +144,11 @@ def test_module_training_step_with_group_weighting() -> None:
     from densemtl.module import DenseMTLModule
 
     module = DenseMTLModule(
-        model="xtasc_net", num_classes=5,
+        model="xtasc_net",
+        num_classes=5,
         model_options={"backbone": "resnet18", "decoder_channels": 16, "label_smoothing": 0.1},
-        losses={"depth": "xtasc_depth"}, weighting="xtasc_groups",
+        losses={"depth": "xtasc_depth"},
+        weighting="xtasc_groups",
         weighting_options={"lambda1": 0.01, "lambda2": 0.01},
     )
     batch = _batch()
@@ -174,8 +178,10 @@ def test_per_image_metrics_convention() -> None:
     assert out["abs_rel_per_image"] == pytest.approx((1.0 + (0.5 + 0.25) / 2) / 2)
 
 
-@pytest.mark.parametrize(("config", "classes", "total"), [("cityscapes7_xtasc_net", 7, 31_553_344),
-                                                          ("nyu13_xtasc_net", 13, 31_557_952)])
+@pytest.mark.parametrize(
+    ("config", "classes", "total"),
+    [("cityscapes7_xtasc_net", 7, 31_553_344), ("nyu13_xtasc_net", 13, 31_557_952)],
+)
 def test_configs_build_the_exact_model(config: str, classes: int, total: int) -> None:
     from pathlib import Path
 

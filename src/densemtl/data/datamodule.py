@@ -85,7 +85,9 @@ class DenseDataModule(L.LightningDataModule):
         self.synthetic = {**DEFAULT_SYNTHETIC, **(synthetic or {})}
         unknown = set(self.synthetic) - set(DEFAULT_SYNTHETIC)
         if unknown:
-            raise ConfigError(f"unknown synthetic option(s) {sorted(unknown)}; known: {sorted(DEFAULT_SYNTHETIC)}")
+            raise ConfigError(
+                f"unknown synthetic option(s) {sorted(unknown)}; known: {sorted(DEFAULT_SYNTHETIC)}"
+            )
         if root is None and dataset != "synthetic":
             raise ConfigError(f"data.root is required for dataset {dataset!r}")
         self.root = Path(root) if root is not None else synthetic_root(**self.synthetic)
@@ -141,7 +143,12 @@ class DenseDataModule(L.LightningDataModule):
     def _build(self, split: str, transform: Any) -> Any:
         name = "folder" if self.dataset == "synthetic" else self.dataset
         return build_dataset(
-            name, root=str(self.root), split=split, tasks=self._tasks, transform=transform, **self.dataset_options
+            name,
+            root=str(self.root),
+            split=split,
+            tasks=self._tasks,
+            transform=transform,
+            **self.dataset_options,
         )
 
     def split_dataset(self, stage: str) -> Dataset:
@@ -150,10 +157,13 @@ class DenseDataModule(L.LightningDataModule):
             hp = self.hparams
             split = {"train": hp.train_split, "val": hp.val_split, "test": hp.test_split}[stage]
             resize = Resize(self.image_size)
-            augment = build_transforms(None, train=stage == "train", scales=hp.scales, flip=hp.flip,
-                                       color_jitter=hp.color_jitter)
+            augment = build_transforms(
+                None, train=stage == "train", scales=hp.scales, flip=hp.flip, color_jitter=hp.color_jitter
+            )
             if hp.cache_in_memory:
-                dataset: Dataset = InMemoryDataset(self._build(split, resize), augment if augment.transforms else None)
+                dataset: Dataset = InMemoryDataset(
+                    self._build(split, resize), augment if augment.transforms else None
+                )
             else:
                 dataset = self._build(split, Compose([resize, *augment.transforms]))
             if stage == "train" and hp.limit_train_samples:

@@ -67,11 +67,17 @@ def write_metadata(
     """Write ``classes.json``, ``intrinsics.json`` and ``splits/*.txt``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    colors = [list(map(int, c)) for c in class_colors] if class_colors is not None else default_palette(len(class_names))
+    colors = (
+        [list(map(int, c)) for c in class_colors]
+        if class_colors is not None
+        else default_palette(len(class_names))
+    )
     classes = {"names": list(class_names), "colors": colors, "ignore_index": ignore_index}
     (root / "classes.json").write_text(json.dumps(classes, indent=1))
     if intrinsics is not None:
-        (root / "intrinsics.json").write_text(json.dumps({k: float(intrinsics[k]) for k in ("fx", "fy", "cx", "cy")}))
+        (root / "intrinsics.json").write_text(
+            json.dumps({k: float(intrinsics[k]) for k in ("fx", "fy", "cx", "cy")})
+        )
     for split, ids in (splits or {}).items():
         (root / "splits").mkdir(exist_ok=True)
         (root / "splits" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
@@ -157,7 +163,9 @@ class FolderDataset(Dataset):
 
     def _read_ids(self, split: str | None) -> list[str]:
         if split is None:
-            return sorted(p.stem for p in (self.root / "rgb").iterdir() if p.suffix.lower() in io.IMAGE_SUFFIXES)
+            return sorted(
+                p.stem for p in (self.root / "rgb").iterdir() if p.suffix.lower() in io.IMAGE_SUFFIXES
+            )
         path = self.root / "splits" / f"{split}.txt"
         if not path.is_file():
             raise DataError(path, f"split file not found (available: {self._available_splits()})")
@@ -197,7 +205,9 @@ class FolderDataset(Dataset):
             labels[labels == self.ignore_index] = IGNORE_INDEX
             return torch.from_numpy(labels)
         if task == "depth":
-            depth = io.read_depth_npy(path) if path.suffix == ".npy" else io.read_depth_png(path, DEPTH_PNG_SCALE)
+            depth = (
+                io.read_depth_npy(path) if path.suffix == ".npy" else io.read_depth_png(path, DEPTH_PNG_SCALE)
+            )
             return torch.from_numpy(depth)[None]
         return torch.from_numpy(io.read_normals(path)).permute(2, 0, 1).contiguous()
 
@@ -225,7 +235,9 @@ class FolderDataset(Dataset):
                 continue
             label = self._read_label(task, path)
             if tuple(label.shape[-2:]) != (height, width):
-                raise DataError(path, f"size {label.shape[-1]}x{label.shape[-2]} does not match image {width}x{height}")
+                raise DataError(
+                    path, f"size {label.shape[-1]}x{label.shape[-2]} does not match image {width}x{height}"
+                )
             sample[task] = label
         if self.transform is not None:
             sample = self.transform(sample)

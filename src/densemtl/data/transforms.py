@@ -153,14 +153,16 @@ class RandomHorizontalFlip:
 
 
 def adjust_saturation(image: torch.Tensor, factor: float | torch.Tensor) -> torch.Tensor:
-    grey = (0.299 * image[..., 0:1, :, :] + 0.587 * image[..., 1:2, :, :] + 0.114 * image[..., 2:3, :, :])
+    grey = 0.299 * image[..., 0:1, :, :] + 0.587 * image[..., 1:2, :, :] + 0.114 * image[..., 2:3, :, :]
     return (grey + (image - grey) * factor).clamp(0, 1)
 
 
 class ColorJitter:
     """Random brightness / contrast / saturation (multiplicative factors in [1-x, 1+x]); RGB only."""
 
-    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 1.0) -> None:
+    def __init__(
+        self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 1.0
+    ) -> None:
         self.brightness, self.contrast, self.saturation, self.p = brightness, contrast, saturation, p
 
     def __call__(self, sample: Sample) -> Sample:
@@ -174,7 +176,9 @@ class ColorJitter:
                 image = (image * random.uniform(1 - self.brightness, 1 + self.brightness)).clamp(0, 1)
             elif op == 1 and self.contrast:
                 mean = image.mean()
-                image = (mean + (image - mean) * random.uniform(1 - self.contrast, 1 + self.contrast)).clamp(0, 1)
+                image = (mean + (image - mean) * random.uniform(1 - self.contrast, 1 + self.contrast)).clamp(
+                    0, 1
+                )
             elif op == 2 and self.saturation:
                 image = adjust_saturation(image, random.uniform(1 - self.saturation, 1 + self.saturation))
         out = dict(sample)

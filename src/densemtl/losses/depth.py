@@ -10,7 +10,9 @@ from densemtl.losses import LOSSES
 _EPS = 1e-6
 
 
-def _select(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _select(
+    pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     mask = valid.unsqueeze(1) if pred.dim() == 4 else valid
     return pred[mask], target[mask]
 

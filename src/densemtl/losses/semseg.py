@@ -27,12 +27,16 @@ class CrossEntropy(nn.Module):
 
     RULES = ("median_frequency", "sqrt_inverse")
 
-    def __init__(self, class_weights: Sequence[float] | str | None = None, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, class_weights: Sequence[float] | str | None = None, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         self.rule = class_weights if isinstance(class_weights, str) else None
         if self.rule is not None and self.rule not in self.RULES:
             raise ConfigError(f"class_weights must be a list or one of {self.RULES}, got {class_weights!r}")
-        weight = None if class_weights is None or self.rule else torch.tensor(class_weights, dtype=torch.float32)
+        weight = (
+            None if class_weights is None or self.rule else torch.tensor(class_weights, dtype=torch.float32)
+        )
         self.register_buffer("class_weights", weight)
         self.label_smoothing = label_smoothing
 
@@ -63,5 +67,9 @@ class CrossEntropy(nn.Module):
         if not valid.any():
             return logits.sum() * 0.0
         return F.cross_entropy(
-            logits, target, weight=self.class_weights, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+            logits,
+            target,
+            weight=self.class_weights,
+            ignore_index=IGNORE_INDEX,
+            label_smoothing=self.label_smoothing,
         )

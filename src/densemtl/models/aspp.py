@@ -51,11 +51,21 @@ class ASPPPooling(nn.Sequential):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling of DeepLab-v3 (Chen et al., 2017)."""
 
-    def __init__(self, in_channels: int, rates: Sequence[int] = (12, 24, 36), out_channels: int = 256,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        rates: Sequence[int] = (12, 24, 36),
+        out_channels: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
-        branches: list[nn.Module] = [nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                                                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))]
+        branches: list[nn.Module] = [
+            nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            )
+        ]
         branches += [ASPPConv(in_channels, out_channels, r) for r in rates]
         branches.append(ASPPPooling(in_channels, out_channels))
         self.convs = nn.ModuleList(branches)
@@ -73,8 +83,14 @@ class ASPP(nn.Module):
 class DeepLabHead(nn.Sequential):
     """ASPP -> 3x3 conv-BN-ReLU -> 1x1 prediction (Vandenhende's / torchvision's DeepLab-v3 head)."""
 
-    def __init__(self, in_channels: int, out_channels: int, rates: Sequence[int] = (12, 24, 36),
-                 channels: int = 256, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        rates: Sequence[int] = (12, 24, 36),
+        channels: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__(
             ASPP(in_channels, rates, channels, dropout),
             nn.Conv2d(channels, channels, 3, padding=1, bias=False),
@@ -90,8 +106,12 @@ class SEBlock(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.fc = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.fc(x.mean(dim=(2, 3), keepdim=True))
@@ -104,13 +124,22 @@ class PyramidPooling(nn.Module):
     upsample, concatenated with the input, then 3x3 conv -> ``out_channels`` -> BN -> ReLU -> Dropout.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 512, bins: Sequence[int] = (1, 2, 3, 6),
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 512,
+        bins: Sequence[int] = (1, 2, 3, 6),
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         reduced = in_channels // len(bins)
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(in_channels, reduced, 1, bias=False),
-                          nn.BatchNorm2d(reduced), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(b),
+                nn.Conv2d(in_channels, reduced, 1, bias=False),
+                nn.BatchNorm2d(reduced),
+                nn.ReLU(inplace=True),
+            )
             for b in bins
         )
         self.fuse = nn.Sequential(
@@ -123,7 +152,9 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False) for stage in self.stages]
+        pooled = [
+            F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False) for stage in self.stages
+        ]
         return self.fuse(torch.cat([x, *pooled], dim=1))
 
 

@@ -63,7 +63,10 @@ class MultiTaskModel(nn.Module):
         raise NotImplementedError
 
     def extra_losses(
-        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any], task_losses: Mapping[str, nn.Module]
+        self,
+        outputs: Mapping[str, torch.Tensor],
+        batch: Mapping[str, Any],
+        task_losses: Mapping[str, nn.Module],
     ) -> dict[str, torch.Tensor]:
         """Loss terms beyond one per task (named, e.g. ``"depth:initial"``); default: deep supervision.
 
@@ -108,9 +111,13 @@ class MultiTaskModel(nn.Module):
         return outputs
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def conv_bn_relu(
+    in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
+        nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+        ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )

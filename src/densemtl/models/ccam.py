@@ -43,7 +43,11 @@ class CrossChannelAttention(nn.Module):
     """
 
     def __init__(
-        self, direction: str = "both", max_trick: bool = False, scale_energy: bool = False, init_gamma: float = 0.0
+        self,
+        direction: str = "both",
+        max_trick: bool = False,
+        scale_energy: bool = False,
+        init_gamma: float = 0.0,
     ) -> None:
         super().__init__()
         if direction not in DIRECTIONS:

@@ -26,10 +26,13 @@ class CrossStitchUnit(nn.Module):
     def __init__(self, tasks: Sequence[str], channels: int, alpha: float = 0.9, beta: float = 0.1) -> None:
         super().__init__()
         self.tasks = list(tasks)
-        self.weights = nn.ParameterDict({
-            f"{ti}__{tj}": nn.Parameter(torch.full((channels,), alpha if ti == tj else beta))
-            for ti in self.tasks for tj in self.tasks
-        })
+        self.weights = nn.ParameterDict(
+            {
+                f"{ti}__{tj}": nn.Parameter(torch.full((channels,), alpha if ti == tj else beta))
+                for ti in self.tasks
+                for tj in self.tasks
+            }
+        )
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {
@@ -42,9 +45,16 @@ class CrossStitchUnit(nn.Module):
 class CrossStitchNetwork(MultiTaskModel):
     """Per-task encoders joined by cross-stitch units after the stages named in ``stages``."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 stages: Sequence[str] = RESNET_STAGES, alpha: float = 0.9, beta: float = 0.1,
-                 aspp_rates: Sequence[int] = (12, 24, 36), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        stages: Sequence[str] = RESNET_STAGES,
+        alpha: float = 0.9,
+        beta: float = 0.1,
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         unknown = set(stages) - set(RESNET_STAGES)
         if unknown:
@@ -52,10 +62,15 @@ class CrossStitchNetwork(MultiTaskModel):
         self.encoders = nn.ModuleDict({t: build_encoder(encoder_spec(backbone)) for t in self.tasks})
         channels = resnet_stage_channels(next(iter(self.encoders.values())))
         self.stage_names = [s for s in RESNET_STAGES if s in stages]
-        self.units = nn.ModuleDict({
-            s: CrossStitchUnit(list(self.tasks), channels[RESNET_STAGES.index(s)], alpha, beta) for s in self.stage_names
-        })
-        self.heads = nn.ModuleDict({t: DeepLabHead(channels[-1], c, aspp_rates) for t, c in self.tasks.items()})
+        self.units = nn.ModuleDict(
+            {
+                s: CrossStitchUnit(list(self.tasks), channels[RESNET_STAGES.index(s)], alpha, beta)
+                for s in self.stage_names
+            }
+        )
+        self.heads = nn.ModuleDict(
+            {t: DeepLabHead(channels[-1], c, aspp_rates) for t, c in self.tasks.items()}
+        )
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = {t: x for t in self.tasks}

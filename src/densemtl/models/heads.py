@@ -34,7 +34,9 @@ class FPNDecoder(nn.Module):
         size = laterals[0].shape[-2:]
         merged = self.smooth[0](laterals[0])
         for i in range(1, len(laterals)):
-            merged = merged + F.interpolate(self.smooth[i](laterals[i]), size=size, mode="bilinear", align_corners=False)
+            merged = merged + F.interpolate(
+                self.smooth[i](laterals[i]), size=size, mode="bilinear", align_corners=False
+            )
         return merged
 
 

@@ -34,14 +34,20 @@ from densemtl.models.base import MultiTaskModel
 class AttentionLayer(nn.Sequential):
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, mid_channels, 1), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True),
-            nn.Conv2d(mid_channels, out_channels, 1), nn.BatchNorm2d(out_channels), nn.Sigmoid(),
+            nn.Conv2d(in_channels, mid_channels, 1),
+            nn.BatchNorm2d(mid_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid_channels, out_channels, 1),
+            nn.BatchNorm2d(out_channels),
+            nn.Sigmoid(),
         )
 
 
 def refinement_block(in_channels: int, out_channels: int) -> Bottleneck:
     """One ResNet bottleneck ``in -> out`` (width ``out/4``) with a 1x1 conv-BN shortcut."""
-    shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+    shortcut = nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+    )
     return Bottleneck(in_channels, out_channels // 4, downsample=shortcut)
 
 
@@ -49,8 +55,14 @@ def refinement_block(in_channels: int, out_channels: int) -> Bottleneck:
 class MTAN(MultiTaskModel):
     """Shared ResNet, per-task attention at ``layer1..4``, shared refinement blocks, ASPP heads."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 fusion: str = "add", aspp_rates: Sequence[int] = (12, 24, 36), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        fusion: str = "add",
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         if fusion not in ("add", "concat"):
             raise ValueError(f"mtan: fusion must be 'add' or 'concat', got {fusion!r}")
@@ -59,12 +71,15 @@ class MTAN(MultiTaskModel):
         if not hasattr(self.encoder, "layer4") or not isinstance(self.encoder.layer4[-1], Bottleneck):
             raise ValueError("mtan needs a bottleneck ResNet encoder (resnet50 / resnet101)")
         ch = resnet_stage_channels(self.encoder)[1:]
-        self.attention = nn.ModuleDict({
-            t: nn.ModuleList(
-                AttentionLayer(c if (i == 0 or fusion == "add") else 2 * c, c // 4, c) for i, c in enumerate(ch)
-            )
-            for t in self.tasks
-        })
+        self.attention = nn.ModuleDict(
+            {
+                t: nn.ModuleList(
+                    AttentionLayer(c if (i == 0 or fusion == "add") else 2 * c, c // 4, c)
+                    for i, c in enumerate(ch)
+                )
+                for t in self.tasks
+            }
+        )
         self.refine = nn.ModuleList(refinement_block(ch[i], ch[i + 1]) for i in range(len(ch) - 1))
         self.heads = nn.ModuleDict({t: DeepLabHead(ch[-1], c, aspp_rates) for t, c in self.tasks.items()})
 

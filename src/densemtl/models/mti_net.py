@@ -41,8 +41,11 @@ class FeaturePropagation(nn.Module):
         self.tasks = list(tasks)
         n = len(self.tasks)
         shared = n * channels
-        self.non_linear = nn.Sequential(basic_block(shared, shared // 4), basic_block(shared // 4, shared // 4),
-                                        nn.Conv2d(shared // 4, shared, 1))
+        self.non_linear = nn.Sequential(
+            basic_block(shared, shared // 4),
+            basic_block(shared // 4, shared // 4),
+            nn.Conv2d(shared // 4, shared, 1),
+        )
         self.reduce = basic_block(shared, channels)
         self.se = nn.ModuleDict({t: SEBlock(channels, 16) for t in self.tasks})
 
@@ -59,26 +62,40 @@ class HighResolutionHead(nn.Module):
     def __init__(self, channels: Sequence[int], out_channels: int) -> None:
         super().__init__()
         total = sum(channels)
-        self.last_layer = nn.Sequential(nn.Conv2d(total, total, 1), nn.BatchNorm2d(total), nn.ReLU(inplace=True),
-                                        nn.Conv2d(total, out_channels, 1))
+        self.last_layer = nn.Sequential(
+            nn.Conv2d(total, total, 1),
+            nn.BatchNorm2d(total),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(total, out_channels, 1),
+        )
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         size = feats[0].shape[-2:]
-        up = [feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]]
+        up = [feats[0]] + [
+            F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]
+        ]
         return self.last_layer(torch.cat(up, dim=1))
 
 
 def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return x if x.shape[-2:] == like.shape[-2:] else F.interpolate(x, size=like.shape[-2:], mode="bilinear",
-                                                                    align_corners=False)
+    return (
+        x
+        if x.shape[-2:] == like.shape[-2:]
+        else F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    )
 
 
 @MODELS.register("mti_net")
 class MTINet(MultiTaskModel):
     """Multi-scale initial predictions, feature propagation, per-scale distillation, HRNet-style heads."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 channels: Sequence[int] | None = (64, 128, 256, 512), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        channels: Sequence[int] | None = (64, 128, 256, 512),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         self.encoder = build_encoder(encoder_spec(backbone))
         levels = [info["num_chs"] for info in self.encoder.feature_info]
@@ -93,9 +110,12 @@ class MTINet(MultiTaskModel):
         names = list(self.tasks)
         last = len(ch) - 1
         self.initial = nn.ModuleList(
-            InitialTaskPrediction(self.tasks, ch[k] if k == last else ch[k] + ch[k + 1], ch[k]) for k in range(len(ch))
+            InitialTaskPrediction(self.tasks, ch[k] if k == last else ch[k] + ch[k + 1], ch[k])
+            for k in range(len(ch))
         )
-        self.fpm = nn.ModuleList(FeaturePropagation(names, ch[k]) for k in range(1, len(ch)))  # fpm[k-1]: scale k
+        self.fpm = nn.ModuleList(
+            FeaturePropagation(names, ch[k]) for k in range(1, len(ch))
+        )  # fpm[k-1]: scale k
         self.distillation = nn.ModuleList(MultiModalDistillation(names, c) for c in ch)
         self.heads = nn.ModuleDict({t: HighResolutionHead(ch, c) for t, c in self.tasks.items()})
 
@@ -111,7 +131,9 @@ class MTINet(MultiTaskModel):
             if propagated is None:
                 inputs = {t: levels[k] for t in self.tasks}
             else:
-                inputs = {t: torch.cat([levels[k], _resize(propagated[t], levels[k])], dim=1) for t in self.tasks}
+                inputs = {
+                    t: torch.cat([levels[k], _resize(propagated[t], levels[k])], dim=1) for t in self.tasks
+                }
             feats[k], preds[k] = self.initial[k](inputs)
             if k > 0:
                 propagated = self.fpm[k - 1](feats[k])

@@ -21,12 +21,20 @@ from densemtl.models.base import MultiTaskModel
 class MTLHardSharing(MultiTaskModel):
     """Shared encoder -> per-task ``DeepLabHead`` on the last feature map."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 aspp_rates: Sequence[int] = (12, 24, 36), aspp_channels: int = 256, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        aspp_channels: int = 256,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         self.encoder = build_encoder(encoder_spec(backbone))
         channels = self.encoder.feature_info[-1]["num_chs"]
-        self.heads = nn.ModuleDict({t: DeepLabHead(channels, c, aspp_rates, aspp_channels) for t, c in self.tasks.items()})
+        self.heads = nn.ModuleDict(
+            {t: DeepLabHead(channels, c, aspp_rates, aspp_channels) for t, c in self.tasks.items()}
+        )
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder.forward_features(x)[-1]

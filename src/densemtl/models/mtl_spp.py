@@ -77,14 +77,26 @@ class PPMHead(nn.Module):
 class MTLSPP(MultiTaskModel):
     """Shared ResNet trunk -> per-task SE-ResNet stage(s) -> per-task pyramid-pooling head."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 task_stages: Sequence[str] = ("layer4",), se: bool = True, se_reduction: int = 16,
-                 head: str = "ppm", ppm_channels: int = 512, aspp_rates: Sequence[int] = (12, 24, 36),
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        task_stages: Sequence[str] = ("layer4",),
+        se: bool = True,
+        se_reduction: int = 16,
+        head: str = "ppm",
+        ppm_channels: int = 512,
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         task_stages = list(task_stages)
-        if any(s not in LAYERS for s in task_stages) or task_stages != list(LAYERS[len(LAYERS) - len(task_stages):]):
-            raise ValueError(f"mtl_spp: task_stages must be trailing ResNet layers, e.g. ['layer4'], got {task_stages}")
+        if any(s not in LAYERS for s in task_stages) or task_stages != list(
+            LAYERS[len(LAYERS) - len(task_stages) :]
+        ):
+            raise ValueError(
+                f"mtl_spp: task_stages must be trailing ResNet layers, e.g. ['layer4'], got {task_stages}"
+            )
         if head not in ("ppm", "aspp"):
             raise ValueError(f"mtl_spp: head must be 'ppm' or 'aspp', got {head!r}")
         self.encoder = build_encoder(encoder_spec(backbone))
@@ -104,10 +116,14 @@ class MTLSPP(MultiTaskModel):
         if not task_stages and se:
             branches = {t: nn.Sequential(SEBlock(channels, se_reduction)) for t in self.tasks}
         self.branches = nn.ModuleDict(branches)
-        self.heads = nn.ModuleDict({
-            t: PPMHead(channels, c, ppm_channels) if head == "ppm" else DeepLabHead(channels, c, aspp_rates)
-            for t, c in self.tasks.items()
-        })
+        self.heads = nn.ModuleDict(
+            {
+                t: PPMHead(channels, c, ppm_channels)
+                if head == "ppm"
+                else DeepLabHead(channels, c, aspp_rates)
+                for t, c in self.tasks.items()
+            }
+        )
         self.branch_channels = channels
 
     def shared_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -36,8 +36,14 @@ SW_POSITIONS = ("branch", "head")
 class SelectiveWeight(nn.Module):
     """Cross-task selective weighting of ``T`` task feature maps with a trainable ``T x T`` matrix."""
 
-    def __init__(self, tasks: Sequence[str], channels: int, init: Sequence[float] = (0.9, 0.1),
-                 reduction: int = 4, attention: bool = True) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        channels: int,
+        init: Sequence[float] = (0.9, 0.1),
+        reduction: int = 4,
+        attention: bool = True,
+    ) -> None:
         super().__init__()
         self.tasks = list(tasks)
         n = len(self.tasks)
@@ -45,10 +51,16 @@ class SelectiveWeight(nn.Module):
         self.attention = None
         if attention and n > 1:
             hidden = max(1, channels // reduction)
-            self.attention = nn.ModuleDict({
-                t: nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, n * channels, 1))
-                for t in self.tasks
-            })
+            self.attention = nn.ModuleDict(
+                {
+                    t: nn.Sequential(
+                        nn.Conv2d(channels, hidden, 1),
+                        nn.ReLU(inplace=True),
+                        nn.Conv2d(hidden, n * channels, 1),
+                    )
+                    for t in self.tasks
+                }
+            )
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         stacked = torch.stack([features[t] for t in self.tasks], dim=1)  # B, T, C, H, W
@@ -78,9 +90,15 @@ class MTLSSW(MTLSPP):
         **kwargs: :class:`~densemtl.models.mtl_spp.MTLSPP` options (``task_stages``, ``se``, ``head``...).
     """
 
-    def __init__(self, tasks: Mapping[str, int], sw_positions: Sequence[str] = ("branch",),
-                 sw_init: Sequence[float] = (0.9, 0.1), sw_reduction: int = 4, sw_attention: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        sw_positions: Sequence[str] = ("branch",),
+        sw_init: Sequence[float] = (0.9, 0.1),
+        sw_reduction: int = 4,
+        sw_attention: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         unknown = set(sw_positions) - set(SW_POSITIONS)
         if unknown:
@@ -92,7 +110,9 @@ class MTLSSW(MTLSPP):
         names = list(self.tasks)
         self.sw = nn.ModuleDict()
         if "branch" in sw_positions:
-            self.sw["branch"] = SelectiveWeight(names, self.branch_channels, sw_init, sw_reduction, sw_attention)
+            self.sw["branch"] = SelectiveWeight(
+                names, self.branch_channels, sw_init, sw_reduction, sw_attention
+            )
         if "head" in sw_positions:
             ppm_channels = next(iter(self.heads.values())).ppm.out_channels
             self.sw["head"] = SelectiveWeight(names, ppm_channels, sw_init, sw_reduction, sw_attention)

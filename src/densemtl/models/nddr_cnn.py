@@ -23,16 +23,27 @@ from densemtl.models.base import MultiTaskModel
 class NDDRLayer(nn.Module):
     """Neural discriminative dimensionality reduction over the concatenated task features."""
 
-    def __init__(self, tasks: Sequence[str], channels: int, alpha: float = 0.9, beta: float = 0.1,
-                 bn_momentum: float = 0.05) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        channels: int,
+        alpha: float = 0.9,
+        beta: float = 0.1,
+        bn_momentum: float = 0.05,
+    ) -> None:
         super().__init__()
         self.tasks = list(tasks)
         n = len(self.tasks)
-        self.layers = nn.ModuleDict({
-            t: nn.Sequential(nn.Conv2d(n * channels, channels, 1, bias=False),
-                             nn.BatchNorm2d(channels, momentum=bn_momentum), nn.ReLU(inplace=True))
-            for t in self.tasks
-        })
+        self.layers = nn.ModuleDict(
+            {
+                t: nn.Sequential(
+                    nn.Conv2d(n * channels, channels, 1, bias=False),
+                    nn.BatchNorm2d(channels, momentum=bn_momentum),
+                    nn.ReLU(inplace=True),
+                )
+                for t in self.tasks
+            }
+        )
         eye = torch.eye(channels)
         with torch.no_grad():
             for i, t in enumerate(self.tasks):
@@ -48,20 +59,32 @@ class NDDRLayer(nn.Module):
 class NDDRCNN(MultiTaskModel):
     """Per-task encoders joined by NDDR layers after the stages named in ``stages``."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 stages: Sequence[str] = RESNET_STAGES, alpha: float = 0.9, beta: float = 0.1,
-                 aspp_rates: Sequence[int] = (12, 24, 36), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        stages: Sequence[str] = RESNET_STAGES,
+        alpha: float = 0.9,
+        beta: float = 0.1,
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         unknown = set(stages) - set(RESNET_STAGES)
         if unknown:
             raise ValueError(f"nddr_cnn: unknown stages {sorted(unknown)}; choose from {RESNET_STAGES}")
         self.encoders = nn.ModuleDict({t: build_encoder(encoder_spec(backbone)) for t in self.tasks})
         channels = resnet_stage_channels(next(iter(self.encoders.values())))
-        self.nddr = nn.ModuleDict({
-            s: NDDRLayer(list(self.tasks), channels[RESNET_STAGES.index(s)], alpha, beta)
-            for s in RESNET_STAGES if s in stages
-        })
-        self.heads = nn.ModuleDict({t: DeepLabHead(channels[-1], c, aspp_rates) for t, c in self.tasks.items()})
+        self.nddr = nn.ModuleDict(
+            {
+                s: NDDRLayer(list(self.tasks), channels[RESNET_STAGES.index(s)], alpha, beta)
+                for s in RESNET_STAGES
+                if s in stages
+            }
+        )
+        self.heads = nn.ModuleDict(
+            {t: DeepLabHead(channels[-1], c, aspp_rates) for t, c in self.tasks.items()}
+        )
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = {t: x for t in self.tasks}

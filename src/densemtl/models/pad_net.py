@@ -28,7 +28,9 @@ from densemtl.models.base import MultiTaskModel
 def basic_block(in_channels: int, out_channels: int) -> BasicBlock:
     shortcut = None
     if in_channels != out_channels:
-        shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+        shortcut = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+        )
     return BasicBlock(in_channels, out_channels, downsample=shortcut)
 
 
@@ -37,12 +39,17 @@ class InitialTaskPrediction(nn.Module):
 
     def __init__(self, tasks: Mapping[str, int], in_channels: int, channels: int) -> None:
         super().__init__()
-        self.refinement = nn.ModuleDict({
-            t: nn.Sequential(basic_block(in_channels, channels), basic_block(channels, channels)) for t in tasks
-        })
+        self.refinement = nn.ModuleDict(
+            {
+                t: nn.Sequential(basic_block(in_channels, channels), basic_block(channels, channels))
+                for t in tasks
+            }
+        )
         self.decoders = nn.ModuleDict({t: nn.Conv2d(channels, c, 1) for t, c in tasks.items()})
 
-    def forward(self, x: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def forward(
+        self, x: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         feats = {t: self.refinement[t](x[t]) for t in self.refinement}
         return feats, {t: self.decoders[t](f) for t, f in feats.items()}
 
@@ -52,7 +59,9 @@ class SABlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.attention = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.Sigmoid())
+        self.attention = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.Sigmoid()
+        )
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,8 +74,12 @@ class MultiModalDistillation(nn.Module):
     def __init__(self, tasks: Sequence[str], channels: int) -> None:
         super().__init__()
         self.tasks = list(tasks)
-        self.sa = nn.ModuleDict({t: nn.ModuleDict({a: SABlock(channels, channels) for a in self.tasks if a != t})
-                                 for t in self.tasks})
+        self.sa = nn.ModuleDict(
+            {
+                t: nn.ModuleDict({a: SABlock(channels, channels) for a in self.tasks if a != t})
+                for t in self.tasks
+            }
+        )
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
@@ -82,18 +95,28 @@ class MultiModalDistillation(nn.Module):
 class PADNet(MultiTaskModel):
     """Encoder -> initial task predictions -> multi-modal distillation -> final task heads."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 task_channels: int = 256, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        task_channels: int = 256,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         self.encoder = build_encoder(encoder_spec(backbone))
         in_channels = self.encoder.feature_info[-1]["num_chs"]
         self.initial = InitialTaskPrediction(self.tasks, in_channels, task_channels)
         self.distillation = MultiModalDistillation(list(self.tasks), task_channels)
-        self.heads = nn.ModuleDict({
-            t: nn.Sequential(Bottleneck(task_channels, task_channels // 4), Bottleneck(task_channels, task_channels // 4),
-                             nn.Conv2d(task_channels, c, 1))
-            for t, c in self.tasks.items()
-        })
+        self.heads = nn.ModuleDict(
+            {
+                t: nn.Sequential(
+                    Bottleneck(task_channels, task_channels // 4),
+                    Bottleneck(task_channels, task_channels // 4),
+                    nn.Conv2d(task_channels, c, 1),
+                )
+                for t, c in self.tasks.items()
+            }
+        )
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder.forward_features(x)[-1]

@@ -22,14 +22,22 @@ from densemtl.models.base import MultiTaskModel
 class STLASPP(MultiTaskModel):
     """Independent ``encoder -> DeepLabHead`` per task."""
 
-    def __init__(self, tasks: Mapping[str, int], backbone: str | Mapping[str, Any] | None = None,
-                 aspp_rates: Sequence[int] = (12, 24, 36), aspp_channels: int = 256, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, int],
+        backbone: str | Mapping[str, Any] | None = None,
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        aspp_channels: int = 256,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tasks, **kwargs)
         self.encoders = nn.ModuleDict({t: build_encoder(encoder_spec(backbone)) for t in self.tasks})
-        self.heads = nn.ModuleDict({
-            t: DeepLabHead(self.encoders[t].feature_info[-1]["num_chs"], c, aspp_rates, aspp_channels)
-            for t, c in self.tasks.items()
-        })
+        self.heads = nn.ModuleDict(
+            {
+                t: DeepLabHead(self.encoders[t].feature_info[-1]["num_chs"], c, aspp_rates, aspp_channels)
+                for t, c in self.tasks.items()
+            }
+        )
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {t: self.heads[t](self.encoders[t].forward_features(x)[-1]) for t in self.tasks}

@@ -117,7 +117,9 @@ class TaskTransferNet(nn.Module):
     Input height and width must be multiples of 8.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = False, wider: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, batch_norm: bool = False, wider: bool = False
+    ) -> None:
         super().__init__()
         f1, f2, f3 = (128, 256, 512) if wider else (64, 128, 256)
         self.log_softmax_input = out_channels == 1
@@ -239,7 +241,10 @@ class XTasCNet(MultiTaskModel):
 
     # ---- losses ----
     def extra_losses(
-        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any], task_losses: Mapping[str, nn.Module]
+        self,
+        outputs: Mapping[str, torch.Tensor],
+        batch: Mapping[str, Any],
+        task_losses: Mapping[str, nn.Module],
     ) -> dict[str, torch.Tensor]:
         """``depth:transfer`` (L_tdep) and ``semseg:transfer`` (L_tseg), see methods.md §3.2."""
         from densemtl.data.sample import valid_mask

@@ -21,7 +21,9 @@ class FixedWeighting(nn.Module):
         weights = dict(weights or {})
         unknown = {k for k in weights if k.partition(":")[0] not in tasks}
         if unknown:
-            raise ConfigError(f"loss weights given for unknown tasks {sorted(unknown)}; tasks are {list(tasks)}")
+            raise ConfigError(
+                f"loss weights given for unknown tasks {sorted(unknown)}; tasks are {list(tasks)}"
+            )
         self.task_weights = {t: 1.0 for t in tasks} | {k: float(v) for k, v in weights.items()}
 
     def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -59,7 +59,11 @@ class GradNorm(nn.Module):
         norms = []
         for i in range(k):
             g = torch.autograd.grad(task_losses[i], self._layer, retain_graph=True, allow_unused=True)
-            g = torch.cat([x.flatten() for x in g if x is not None]) if any(x is not None for x in g) else None
+            g = (
+                torch.cat([x.flatten() for x in g if x is not None])
+                if any(x is not None for x in g)
+                else None
+            )
             norms.append(g.norm() if g is not None else task_losses.new_zeros(()))
         norms_t = w * torch.stack(norms).detach()  # G_i = w_i ||grad L_i||
         ratio = task_losses.detach() / self.initial.clamp_min(1e-12)

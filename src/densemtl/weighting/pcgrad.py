@@ -64,8 +64,11 @@ class PCGrad(nn.Module):
         flat = []
         for t in self.tasks:
             g = torch.autograd.grad(per_task[t], self._shared, retain_graph=True, allow_unused=True)
-            flat.append(torch.cat([(x if x is not None else torch.zeros_like(p)).flatten()
-                                   for x, p in zip(g, self._shared)]))
+            flat.append(
+                torch.cat(
+                    [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, self._shared)]
+                )
+            )
         grads = torch.stack(flat)
         correction = self.project(grads, self._gen) - grads.sum(0)
         surrogate, offset = total.new_zeros(()), 0

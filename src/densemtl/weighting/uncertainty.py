@@ -43,4 +43,6 @@ class UncertaintyWeighting(nn.Module):
         return total
 
     def weights(self) -> dict[str, float]:
-        return {t: self.loss_factor * float(torch.exp(-s)) for t, s in zip(self.tasks, self.log_vars.detach())}
+        return {
+            t: self.loss_factor * float(torch.exp(-s)) for t, s in zip(self.tasks, self.log_vars.detach())
+        }

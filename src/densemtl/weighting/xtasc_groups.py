@@ -73,8 +73,10 @@ class XTasCGroupWeighting(nn.Module):
         return total
 
     def weights(self) -> dict[str, float]:
-        g = {n: (self.loss_factor * float(torch.exp(-s)) if self.uncertainty else 1.0)
-             for n, s in zip(("label", "image"), self.log_vars.detach())}
+        g = {
+            n: (self.loss_factor * float(torch.exp(-s)) if self.uncertainty else 1.0)
+            for n, s in zip(("label", "image"), self.log_vars.detach())
+        }
         return {
             "semseg": g["label"] * (1 - self.lambdas["label"]),
             "depth:transfer": g["label"] * self.lambdas["label"],

@@ -53,8 +53,11 @@ __all__ = [
 #: features index after which each decoder level is tapped (l3 .. l8)
 TAPS = (3, 6, 10, 13, 16, 17)
 #: torchvision key prefix -> this variant's, for the t = 1 block (the only renamed module)
-_T1_RENAMES = {"features.1.conv.0.": "features.1.conv.1.", "features.1.conv.1.": "features.1.conv.2.",
-               "features.1.conv.2.": "features.1.conv.3."}
+_T1_RENAMES = {
+    "features.1.conv.0.": "features.1.conv.1.",
+    "features.1.conv.1.": "features.1.conv.2.",
+    "features.1.conv.2.": "features.1.conv.3.",
+}
 #: state-dict prefix of the module torchvision does not have
 EXPANSION_PREFIX = "features.1.conv.0."
 
@@ -143,7 +146,7 @@ def map_torchvision_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Te
             continue
         for old, new in _T1_RENAMES.items():
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         out[key] = value
     return out
@@ -186,8 +189,13 @@ def load_imagenet(encoder: RefineNetMobileNetV2, source: str | Path | Mapping[st
     unexpected = [k for k in sd if k not in own]
     mismatched = [k for k in own if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or mismatched:
-        parts = [f"{name}: {', '.join(keys[:5])}" for name, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)) if keys]
-        raise DataError(Path(str(where)), "is not a torchvision MobileNet-v2 state dict (" + "; ".join(parts) + ")")
+        parts = [
+            f"{name}: {', '.join(keys[:5])}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched))
+            if keys
+        ]
+        raise DataError(
+            Path(str(where)), "is not a torchvision MobileNet-v2 state dict (" + "; ".join(parts) + ")"
+        )
     encoder.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
     return [k for k in sd if not k.startswith(EXPANSION_PREFIX)]
