@@ -257,20 +257,9 @@ def markdown_section(result: dict[str, Any], model_name: str, command: str, mach
 
 def update_section(path: str | Path, section: str, heading: str = SECTION) -> None:
     """Replace (or append) the section starting with ``heading`` in the markdown file ``path``."""
-    path = Path(path)
-    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    new = section.rstrip("\n").splitlines()
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *new]
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = lines[end:]
-        lines = lines[:start] + new + ([""] if tail else []) + tail
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
+    from densemtl.profile import update_markdown_section
+
+    update_markdown_section(path, section, heading)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -436,14 +436,11 @@ def benchmark_section(rows: list[dict[str, Any]], command: str, machine: str) ->
     return "\n".join(lines)
 
 
-def update_benchmarks_section(path: str | Path, section: str) -> None:
-    """Replace (or append) the ``## Model cost (densemtl profile)`` section of ``path``, keeping the rest."""
+def update_markdown_section(path: str | Path, section: str, heading: str) -> None:
+    """Replace (or append) the section starting with ``heading`` in the markdown file ``path``."""
     path = Path(path)
-    if path.exists():
-        lines = path.read_text().splitlines()
-    else:
-        lines = ["# Benchmarks", ""]
-    start = next((i for i, line in enumerate(lines) if line.strip() == BENCHMARK_SECTION), None)
+    lines = path.read_text().splitlines() if path.exists() else ["# Benchmarks", ""]
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     new = section.rstrip("\n").splitlines()
     if start is None:
         while lines and not lines[-1].strip():
@@ -453,7 +450,13 @@ def update_benchmarks_section(path: str | Path, section: str) -> None:
         end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
         tail = lines[end:]
         lines = lines[:start] + new + ([""] if tail else []) + tail
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def update_benchmarks_section(path: str | Path, section: str) -> None:
+    """Replace (or append) the ``## Model cost (densemtl profile)`` section of ``path``, keeping the rest."""
+    update_markdown_section(path, section, BENCHMARK_SECTION)
 
 
 # ----------------------------------------------------------------------------- CLI
