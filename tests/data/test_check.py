@@ -104,7 +104,7 @@ def test_orphan_labels_are_missing_pairs(tmp_path: Path) -> None:
     orphan = tmp_path / "train" / "labels_37" / "999999.png"
     Image.fromarray(np.zeros(SIZE, np.uint8)).save(orphan)
     reports, _ = check_dataset("sunrgbd", tmp_path, ["train"])
-    assert reports[0].errors == [f"{orphan}: label file has no image in {tmp_path / 'train' / 'rgb'}"]
+    assert reports[0].errors == [f"{orphan}: semseg file has no image in {tmp_path / 'train' / 'rgb'}"]
 
 
 def test_check_unknown_root_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

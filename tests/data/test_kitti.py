@@ -135,3 +135,69 @@ def test_kitti_semantics(tmp_path: Path) -> None:
     assert cats[0]["semseg"][0].tolist() == [0, 6, 4, 255, 255, 6]
     test = build_dataset("kitti_semantics", root=tmp_path, split="test")
     assert test.tasks == () and set(test[0]) == {"image", "meta"}
+
+
+def _colour_coded(ids: np.ndarray) -> np.ndarray:
+    """Ids 0..5 / 255 as multi-task-refinenet's colour-coded segm_gt PNG (KITTI6_PALETTE, void last)."""
+    palette = np.array(KITTI6_PALETTE, np.uint8)
+    return palette[np.where(ids == 255, len(KITTI6_PALETTE) - 1, ids)]
+
+
+def _examples_folder(root: Path) -> np.ndarray:
+    """The authors' examples naming: <id>.png, segm_gt_<id>.png, depth_gt_<id>.png (uint16 / 256)."""
+    root.mkdir(parents=True, exist_ok=True)
+    ids = np.array([[0, 1, 2, 3, 4, 5]] * H)
+    ids[0, 0] = 255
+    depth = np.zeros((H, W), np.uint16)
+    depth[1, 2] = 256 * 12 + 64  # 12.25 m; the rest is invalid (sparse LiDAR)
+    for stem in ("000001", "000002", "000003"):
+        Image.fromarray(np.full((H, W, 3), 70, np.uint8)).save(root / f"{stem}.png")
+    Image.fromarray(_colour_coded(ids)).save(root / "segm_gt_000001.png")
+    Image.fromarray(depth).save(root / "depth_gt_000001.png")
+    Image.fromarray(depth).save(root / "depth_gt_000002.png")  # depth only: no segmentation
+    Image.fromarray(_colour_coded(ids)).save(root / "segm_gt_000003.png")  # segmentation only
+    return ids
+
+
+def test_examples_folder_layout_with_asymmetric_labels(tmp_path: Path) -> None:
+    ids = _examples_folder(tmp_path / "test")
+    ds = build_dataset("kitti", root=tmp_path, split="test")  # root/<split>/ holds the files
+    assert ds.layout == "folder" and ds.ids == ["000001", "000002", "000003"]
+    assert ds.tasks == ("semseg", "depth")
+    both, depth_only, segm_only = ds[0], ds[1], ds[2]
+    assert both["semseg"].tolist() == ids.tolist()
+    assert both["depth"][0, 1, 2] == pytest.approx(12.25) and (both["depth"] > 0).sum() == 1
+    assert "semseg" not in depth_only and depth_only["depth"][0, 1, 2] == pytest.approx(12.25)
+    assert "depth" not in segm_only and segm_only["semseg"].tolist() == ids.tolist()
+    flat = build_dataset("kitti", root=tmp_path / "test", split=None)  # the folder itself
+    assert flat.ids == ds.ids
+    assert build_dataset("kitti", root=tmp_path, split="test", tasks=["depth"])[2].keys() == {"image", "meta"}
+
+
+def test_examples_folder_bad_inputs_name_the_file(tmp_path: Path) -> None:
+    _examples_folder(tmp_path)
+    labels = np.asarray(Image.open(tmp_path / "segm_gt_000003.png")).copy()
+    labels[2, 4] = (10, 20, 30)  # not a KITTI-6 colour (e.g. a JPEG-saved label)
+    Image.fromarray(labels).save(tmp_path / "segm_gt_000003.png")
+    ds = build_dataset("kitti", root=tmp_path, split=None)
+    with pytest.raises(
+        DataError, match=r"1 pixels have colours outside the palette, e\.g\. \[\(10, 20, 30\)\]"
+    ) as err:
+        ds[2]
+    assert str(err.value).startswith(f"{tmp_path / 'segm_gt_000003.png'}: ") and "\n" not in str(err.value)
+    (tmp_path / "000002.png").unlink()  # depth_gt_000002.png loses its image
+    with pytest.raises(DataError, match="depth file has no image") as err:
+        build_dataset("kitti", root=tmp_path, split=None)
+    assert str(err.value).startswith(str(tmp_path / "depth_gt_000002.png"))
+    ds = build_dataset("kitti", root=tmp_path, split=None, strict=False)
+    assert ds.ids == ["000001", "000003"] and len(ds.problems) == 1
+
+
+def test_real_examples_folder(shared_dir: Path) -> None:
+    examples = _real(shared_dir, DRSLEEP / "examples" / "ExpKITTI_joint")
+    ds = build_dataset("kitti", root=examples, split=None)  # no list file: the folder as shipped
+    assert ds.layout == "folder" and ds.ids == ["000099"] and ds.tasks == ("semseg",)
+    sample = ds[0]
+    assert sample["image"].shape == (3, 370, 1226) and "depth" not in sample
+    assert set(sample["semseg"].unique().tolist()) == {0, 1, 2, 3, 4, 5, 255}
+    assert sample["meta"]["path"] == str(examples / "000099.png")

@@ -47,7 +47,7 @@ def test_mtan_cityscapes_inverse_depth_and_labels(tmp_path: Path) -> None:
 def test_mtan_nyuv2_and_bad_inputs(tmp_path: Path) -> None:
     image = np.full((H, W, 3), 0.5, np.float32)
     normals = np.zeros((H, W, 3), np.float32)
-    normals[..., 2] = -1
+    normals[..., 1] = -1  # facing the camera in normals_gt's axes (y away from the camera)
     _mtan(tmp_path, "val", 2, {"image": image, "label": np.full((H, W), 12.0, np.float32),
                                "depth": np.full((H, W, 1), 2.0, np.float32), "normal": normals})  # fmt: skip
     ds = build_dataset("nyuv2_mtan", root=tmp_path, split="test")  # test = mtan's val folder

@@ -26,7 +26,9 @@ def _nyud(root: Path, names: list[str], normals_png: bool = False) -> None:
         Image.fromarray(seg).save(root / "segmentation" / f"{name}.png")
         np.save(root / "depth" / f"{name}.npy", np.full((H, W), 3.25, np.float32))
         normals = np.zeros((H, W, 3), np.float32)
-        normals[1:] = (0.0, 0.0, -2.0)  # not unit: re-normalised; row 0 all-zero = invalid
+        # a wall facing the camera in normals_gt's axes (y away from the camera); not unit: it is
+        # re-normalised; row 0 all-zero = invalid
+        normals[1:] = (0.0, -2.0, 0.0)
         if normals_png:
             valid = (normals != 0).any(-1, keepdims=True)  # PNG: 2 * x / 255 - 1, (0, 0, 0) = invalid
             encoded = np.where(valid, (normals / 2 + 1) * 127.5, 0).round().astype(np.uint8)

@@ -82,6 +82,11 @@ def label_id_lut(num_classes: int) -> np.ndarray:
     return build_lut(mapping)
 
 
+def read_label_ids(path: str | Path, lut: np.ndarray) -> np.ndarray:
+    """A ``*_labelIds.png`` mapped through :func:`label_id_lut`; ids outside 0..33 are a DataError."""
+    return map_ids(io.read_label_png(path), lut, path, "the Cityscapes labelIds 0..33")
+
+
 def disparity_to_depth(png: np.ndarray, baseline: float, fx: float) -> np.ndarray:
     """Cityscapes disparity PNG values -> metric depth (metres, 0 = invalid).
 
@@ -174,65 +179,53 @@ class Cityscapes(RealDataset):
         need = [*self.tasks]
         if "depth" in self.tasks and depth_target == "depth":
             need.append("camera")
-        self.entries: list[dict[str, Path]] = []
-        found: dict[str, set[str]] = {}
-        for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
-            stem = image.name[: -len("_leftImg8bit.png")]
-            found.setdefault("image", set()).add(stem)
-            entry = {"image": image}
-            complete = True
-            for key in need:
-                folder, suffix = folders[key]
-                path = folder / image.parent.name / f"{stem}{suffix}"
-                entry[key] = path
-                if not path.is_file():
-                    self._problem(path, f"{key} file for {image.name} is missing")
-                    complete = False
-            if complete:
-                self.entries.append(entry)
-                self.ids.append(stem)
-        # labels without an image (e.g. a truncated leftImg8bit download)
-        for key in need:
-            folder, suffix = folders[key]
-            for path in sorted(folder.glob(f"*/*{suffix}")):
-                if path.name[: -len(suffix)] not in found.get("image", set()):
-                    self._problem(path, f"{key} file has no image in {image_dir}")
+        images = {
+            path.name[: -len("_leftImg8bit.png")]: path
+            for path in sorted(image_dir.glob("*/*_leftImg8bit.png"))
+        }
+        labels = {
+            key: {path.name[: -len(suffix)]: path for path in sorted(folder.glob(f"*/*{suffix}"))}
+            for key, (folder, suffix) in folders.items()
+            if key in need
+        }
+        pairs = self._pair(
+            images,
+            labels,
+            required=need,
+            expected=lambda key, stem: (
+                folders[key][0] / images[stem].parent.name / f"{stem}{folders[key][1]}"
+            ),
+            orphans=image_dir,  # labels without an image, e.g. a truncated leftImg8bit download
+        )
+        self.entries = [entry for _, entry in pairs]
+        self.ids = [stem for stem, _ in pairs]
         self.has_camera = (self.root / "camera" / split).is_dir()
         self._finish_index()
 
     def _load(self, index: int) -> dict[str, Any]:
         entry = self.entries[index]
-        raw: dict[str, Any] = {
-            "rgb": io.read_image(entry["image"]),
-            "rgb_path": str(entry["image"]),
-            "paths": {},
-        }
-        camera = None
         camera_path = entry.get("camera")
         if camera_path is None and self.has_camera:
-            camera_path = (
-                self.root
-                / "camera"
-                / str(self.split)
-                / entry["image"].parent.name
-                / f"{self.ids[index]}_camera.json"
-            )
-        if camera_path is not None and camera_path.is_file():
-            camera = read_camera(camera_path)
+            city = entry["image"].parent.name
+            camera_path = self.root / "camera" / str(self.split) / city / f"{self.ids[index]}_camera.json"
+        camera = read_camera(camera_path) if camera_path is not None and camera_path.is_file() else None
+        raw = self._read_entry(
+            entry,
+            {
+                "semseg": lambda path: read_label_ids(path, self._lut),
+                "depth": lambda path: self._read_disparity(path, camera),
+            },
+        )
+        if camera is not None:
             raw["intrinsics"] = (camera["fx"], camera["fy"], camera["cx"], camera["cy"])
-        if "semseg" in self.tasks:
-            path = entry["semseg"]
-            raw["semseg"] = map_ids(io.read_label_png(path), self._lut, path, "the Cityscapes labelIds 0..33")
-            raw["paths"]["semseg"] = str(path)
-        if "depth" in self.tasks:
-            path = entry["depth"]
-            png = io.read_depth_png(path, scale=1.0)
-            if self.depth_target == "disparity":
-                depth = disparity_pixels(png)
-            else:
-                assert camera is not None
-                depth = disparity_to_depth(png, camera["baseline"], camera["fx"])
-                if self.max_depth is not None:
-                    depth[depth > self.max_depth] = 0.0
-            raw["depth"], raw["paths"]["depth"] = depth, str(path)
         return raw
+
+    def _read_disparity(self, path: Path, camera: dict[str, float] | None) -> np.ndarray:
+        png = io.read_depth_png(path, scale=1.0)
+        if self.depth_target == "disparity":
+            return disparity_pixels(png)
+        assert camera is not None  # indexing required the camera file
+        depth = disparity_to_depth(png, camera["baseline"], camera["fx"])
+        if self.max_depth is not None:
+            depth[depth > self.max_depth] = 0.0
+        return depth

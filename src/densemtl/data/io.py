@@ -59,8 +59,9 @@ def read_depth_png(path: str | Path, scale: float = 1000.0) -> np.ndarray:
     return (array.astype(np.float32) / scale).astype(np.float32)
 
 
-def read_depth_npy(path: str | Path) -> np.ndarray:
-    """Float depth in metres from .npy ([H, W] or [1, H, W]); NaN/inf/negative are errors."""
+def read_npy(path: str | Path, what: str = "array") -> np.ndarray:
+    """``np.load`` without pickles; a missing / corrupt file, a non-numeric dtype or NaN/inf values
+    are a DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -68,7 +69,16 @@ def read_depth_npy(path: str | Path) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(path, f"cannot read .npy ({exc})") from None
-    array = np.squeeze(np.asarray(array, dtype=np.float32))
+    if array.dtype.kind not in "biuf":
+        raise DataError(path, f"{what} .npy must be numeric, got dtype {array.dtype}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(path, f"{what} holds {int((~np.isfinite(array)).sum())} NaN/inf values")
+    return array
+
+
+def read_depth_npy(path: str | Path) -> np.ndarray:
+    """Float depth in metres from .npy ([H, W], [H, W, 1] or [1, H, W]); NaN/inf/negative are errors."""
+    array = np.squeeze(read_npy(path, "depth").astype(np.float32))
     if array.ndim != 2:
         raise DataError(path, f"depth must be 2-D, got shape {array.shape}")
     check_depth(array, path)
@@ -86,19 +96,15 @@ def check_depth(depth: np.ndarray, path: str | Path) -> None:
 def read_normals(path: str | Path) -> np.ndarray:
     """Normals as float32 [H, W, 3]: 8/16-bit RGB PNG ``(n + 1) / 2 * max`` or float .npy.
 
-    All-zero pixels (PNG or .npy) are invalid and stay zero; others are re-normalised.
+    Vectors shorter than 0.5 are invalid and become all-zero: the all-zero pixels of .npy files and
+    PNGs, and the grey (127, 127, 127) that Eigen & Fergus' NYU ``normals_gt`` (and the files derived
+    from it) store outside the valid mask. The others are re-normalised to unit length.
     """
     path = Path(path)
     if path.suffix == ".npy":
-        if not path.is_file():
-            raise DataError(path, "file not found")
-        try:
-            normals = np.load(path, allow_pickle=False).astype(np.float32)
-        except (ValueError, OSError, EOFError) as exc:
-            raise DataError(path, f"cannot read .npy ({exc})") from None
+        normals = read_npy(path, "normals").astype(np.float32)
         if normals.ndim == 3 and normals.shape[0] == 3 and normals.shape[-1] != 3:
             normals = normals.transpose(1, 2, 0)
-        invalid = np.abs(normals).sum(-1) == 0
     else:
         image = _open(path)
         raw = np.asarray(image)
@@ -106,16 +112,13 @@ def read_normals(path: str | Path) -> np.ndarray:
             raise DataError(path, f"normals PNG must be RGB, got mode {image.mode}")
         raw = raw[..., :3]
         peak = 65535.0 if raw.dtype == np.uint16 else 255.0
-        invalid = raw.sum(-1) == 0
         normals = raw.astype(np.float32) * (2.0 / peak) - 1.0
+        normals[raw.sum(-1) == 0] = 0.0  # (0, 0, 0) marks invalid pixels in densemtl's own PNGs
     if normals.ndim != 3 or normals.shape[-1] != 3:
         raise DataError(path, f"normals must be [H, W, 3], got shape {normals.shape}")
-    if not np.isfinite(normals).all():
-        raise DataError(path, "normals hold NaN/inf values")
     norm = np.linalg.norm(normals, axis=-1, keepdims=True)
-    normals = np.where(norm > 1e-6, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
-    normals[invalid] = 0.0
-    return normals
+    # a unit vector quantised to 8 bits keeps a length within 1 %: 0.5 separates it from "invalid"
+    return np.where(norm >= 0.5, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
 
 
 def _atomic_save(image: Image.Image, path: Path) -> None:

@@ -23,6 +23,16 @@ classes sky, building, road, sidewalk, vegetation, car on the CamVid colours of
 
    segm PNGs are colour-coded (KITTI-6 palette) and depth PNGs uint16 / 256.
 
+3. a plain folder in the naming of multi-task-refinenet's ``examples/ExpKITTI_joint``
+   (``layout="folder"``; chosen when the folder holds ``segm_gt_*.png`` or ``depth_gt_*.png``)::
+
+       root/[<split>/]<id>.png              RGB            (root/<split>/ when it exists, else root/)
+       root/[<split>/]segm_gt_<id>.png      KITTI-6 colour-coded labels       (optional per frame)
+       root/[<split>/]depth_gt_<id>.png     depth-benchmark PNG, uint16 / 256  (optional per frame)
+
+   Every image is a sample; one without ``segm_gt_`` simply lacks ``semseg`` and one without
+   ``depth_gt_`` lacks ``depth``. A label file without its image is a missing pair.
+
 ``kitti_semantics`` is KITTI's semantic benchmark (Alhaija et al., "Augmented Reality Meets
 Computer Vision", IJCV 2018): ``root/training/{image_2,semantic}/<id>_10.png`` (200 frames,
 Cityscapes labelIds mapped to 19 trainIds or 7 categories as in :mod:`densemtl.data.cityscapes`)
@@ -38,9 +48,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from densemtl.data import io
-from densemtl.data.cityscapes import cityscapes_classes, label_id_lut
+from densemtl.data.cityscapes import cityscapes_classes, label_id_lut, read_label_ids
 from densemtl.data.datasets import DATASETS
-from densemtl.data.realbase import RealDataset, Transform, map_ids, read_lines, read_matrix_txt
+from densemtl.data.realbase import (
+    RealDataset,
+    Transform,
+    files_by_id,
+    iter_list_file,
+    read_matrix_txt,
+)
 from densemtl.data.sample import IGNORE_INDEX
 from densemtl.errors import DataError
 
@@ -89,13 +105,28 @@ def read_calib_intrinsics(path: str | Path, camera: str) -> tuple[float, float, 
     raise DataError(path, f"{key[:-1]} not found")
 
 
+def read_kitti6_labels(path: Path) -> np.ndarray:
+    """A KITTI-6 colour-coded label PNG -> ids 0..5 / 255 (void)."""
+    return decode_color_labels(io.read_image(path), KITTI6_PALETTE, path)
+
+
+_KITTI_READERS = {
+    "semseg": read_kitti6_labels,
+    "depth": lambda path: io.read_depth_png(path, KITTI_DEPTH_SCALE),
+}
+_FOLDER_PREFIXES = {"semseg": "segm_gt_", "depth": "depth_gt_"}
+# label files of the authors' examples folders (norm_gt_: the NYUD 3-task examples' normals)
+_LABEL_PREFIXES = ("segm_gt_", "depth_gt_", "norm_gt_")
+
+
 @DATASETS.register("kitti")
 class KITTI(RealDataset):
     """KITTI depth benchmark and KITTI-6 segmentation (see the module docstring for the layouts).
 
     Args:
-        layout: ``"auto"`` (list when ``root/<split>.txt`` exists, else benchmark), ``"benchmark"``
-            or ``"list"``.
+        layout: ``"auto"`` (list when ``root/<split>.txt`` exists, else folder when the folder
+            holds ``segm_gt_*.png`` / ``depth_gt_*.png``, else benchmark), ``"benchmark"``,
+            ``"list"`` or ``"folder"``.
         raw_root: KITTI raw root for the benchmark layout (default ``root/raw`` if present, else ``root``).
         cameras: which cameras of the benchmark layout to use.
         list_file: list file for the list layout (default ``root/<split>.txt``).
@@ -117,17 +148,25 @@ class KITTI(RealDataset):
         strict: bool = True,
     ) -> None:
         super().__init__(root, split, transform, strict)
-        if split is None:
-            raise DataError(
-                self.root, "KITTI needs a split (train, val, val_selection_cropped or a list file's name)"
-            )
         self.class_names = list(KITTI6_CLASS_NAMES)
         self.class_colors = [list(c) for c in KITTI6_PALETTE[:-1]]
         self.entries: list[dict[str, Any]] = []
-        lst = self.root / list_file if list_file is not None else self.root / f"{split}.txt"
+        lst = self.root / (list_file if list_file is not None else f"{split}.txt")
+        folder = self.root / split if split is not None and (self.root / split).is_dir() else self.root
         if layout == "auto":
-            layout = "list" if (list_file is not None or lst.is_file()) else "benchmark"
-        if layout == "list":
+            if list_file is not None or (split is not None and lst.is_file()):
+                layout = "list"
+            elif any(files_by_id(folder, p) for p in _FOLDER_PREFIXES.values()):
+                layout = "folder"
+            else:
+                layout = "benchmark"
+        if layout == "folder":
+            self._index_folder(folder)
+        elif split is None:
+            raise DataError(
+                self.root, "KITTI needs a split (train, val, val_selection_cropped or a list file's name)"
+            )
+        elif layout == "list":
             self._index_list(lst)
         elif layout == "benchmark":
             if raw_root is not None:
@@ -139,33 +178,29 @@ class KITTI(RealDataset):
             else:
                 self._index_benchmark(self.root / split, cameras)
         else:
-            raise ValueError(f"layout must be 'auto', 'benchmark' or 'list', got {layout!r}")
+            raise ValueError(f"layout must be 'auto', 'benchmark', 'list' or 'folder', got {layout!r}")
         self.layout = layout
-        present = {t for e in self.entries for t in ("semseg", "depth") if e.get(t) is not None}
-        self._setup_tasks(tasks, [t for t in ("semseg", "depth") if t in present])
+        self._tasks_from_entries(tasks, self.entries, ("semseg", "depth"))
         self._finish_index()
 
     def _index_list(self, path: Path) -> None:
-        for number, line in enumerate(read_lines(path), start=1):
-            parts = line.split("\t") if "\t" in line else line.split()
-            if not 1 <= len(parts) <= 3:
-                raise DataError(
-                    path, f"line {number}: expected 'image segm depth' ('-' = none), got {len(parts)} columns"
-                )
-            files = [None if p == "-" else self.root / p for p in parts] + [None] * (3 - len(parts))
-            image, segm, depth = files
-            if image is None:
-                raise DataError(path, f"line {number}: no image path")
-            missing = [
-                (what, p)
-                for what, p in (("image", image), ("segm", segm), ("depth", depth))
-                if p and not p.is_file()
-            ]
-            for what, p in missing:
-                self._problem(p, f"{what} file listed in {path.name} (line {number}) is missing")
-            if not missing:
+        for number, files in iter_list_file(path, self.root, ("image", "semseg", "depth")):
+            if self._listed_files_exist(files, f"{path.name} (line {number})"):
+                image = files["image"]
+                assert image is not None
                 self.ids.append(image.stem)
-                self.entries.append({"image": image, "semseg": segm, "depth": depth, "intrinsics": None})
+                self.entries.append({**files, "intrinsics": None})
+
+    def _index_folder(self, folder: Path) -> None:
+        labelled = {task: files_by_id(folder, prefix) for task, prefix in _FOLDER_PREFIXES.items()}
+        images = {
+            stem: path
+            for stem, path in files_by_id(folder, suffixes=io.IMAGE_SUFFIXES).items()
+            if not stem.startswith(_LABEL_PREFIXES)
+        }
+        for sample_id, entry in self._pair(images, labelled, orphans=folder):
+            self.ids.append(sample_id)
+            self.entries.append({**entry, "intrinsics": None})
 
     def _index_benchmark(self, split_dir: Path, cameras: Sequence[str]) -> None:
         if not split_dir.is_dir():
@@ -214,19 +249,8 @@ class KITTI(RealDataset):
 
     def _load(self, index: int) -> dict[str, Any]:
         entry = self.entries[index]
-        raw: dict[str, Any] = {
-            "rgb": io.read_image(entry["image"]),
-            "rgb_path": str(entry["image"]),
-            "paths": {},
-        }
+        raw = self._read_entry(entry, _KITTI_READERS)
         raw["intrinsics"] = entry["intrinsics"]
-        if "depth" in self.tasks and entry["depth"] is not None:
-            raw["depth"] = io.read_depth_png(entry["depth"], KITTI_DEPTH_SCALE)
-            raw["paths"]["depth"] = str(entry["depth"])
-        if "semseg" in self.tasks and entry["semseg"] is not None:
-            path = entry["semseg"]
-            raw["semseg"] = decode_color_labels(io.read_image(path), KITTI6_PALETTE, path)
-            raw["paths"]["semseg"] = str(path)
         return raw
 
 
@@ -264,29 +288,21 @@ class KITTISemantics(RealDataset):
         if not image_dir.is_dir():
             raise DataError(image_dir, "folder not found (expected root/training/image_2/*.png)")
         self.label_dir = self.root / folder / "semantic"
-        has_labels = self.label_dir.is_dir()
-        self._setup_tasks(tasks, ["semseg"] if has_labels else [])
-        self.images = sorted(image_dir.glob("*.png"))
-        stems = {p.stem for p in self.images}
-        kept = []
-        for image in self.images:
-            if "semseg" in self.tasks and not (self.label_dir / image.name).is_file():
-                self._problem(self.label_dir / image.name, f"semantic label for {image.name} is missing")
-                continue
-            kept.append(image)
-        if "semseg" in self.tasks:
-            for label in sorted(self.label_dir.glob("*.png")):
-                if label.stem not in stems:
-                    self._problem(label, f"label file has no image in {image_dir}")
-        self.images = kept
-        self.ids = [p.stem for p in kept]
+        self._setup_tasks(tasks, ["semseg"] if self.label_dir.is_dir() else [])
+        labels = {"semseg": files_by_id(self.label_dir)} if "semseg" in self.tasks else {}
+        pairs = self._pair(
+            files_by_id(image_dir),
+            labels,
+            required=labels,
+            expected=lambda task, stem: self.label_dir / f"{stem}.png",
+            orphans=image_dir,
+        )
+        self.entries = [entry for _, entry in pairs]
+        self.ids = [stem for stem, _ in pairs]
         self._finish_index()
 
     def _load(self, index: int) -> dict[str, Any]:
-        image = self.images[index]
-        raw: dict[str, Any] = {"rgb": io.read_image(image), "rgb_path": str(image), "paths": {}}
-        if "semseg" in self.tasks:
-            path = self.label_dir / image.name
-            raw["semseg"] = map_ids(io.read_label_png(path), self._lut, path, "the Cityscapes labelIds 0..33")
-            raw["paths"]["semseg"] = str(path)
-        return raw
+        return self._read_entry(
+            self.entries[index],
+            {"semseg": lambda path: read_label_ids(path, self._lut)},
+        )

@@ -10,9 +10,12 @@ Attention", CVPR 2019), also used by LibMTL, auto-lambda, CAGrad and Nash-MTL.
 
 ``train`` has 795 samples and ``val`` 654 (the official NYUv2 test frames; ``test`` is an
 alias). The 13 classes are those of Couprie et al. in the order of
-:data:`densemtl.data.nyuv2.NYU13_CLASS_NAMES`. Normals are returned in the stored axes; mtan
-does not document them, so pass ``normals_axes`` if they are not OpenCV camera axes (``densemtl
-data check`` reports the fraction of normals facing the camera).
+:data:`densemtl.data.nyuv2.NYU13_CLASS_NAMES`. The normals were "directly extracted" from Eigen &
+Fergus' ``normals_gt`` (lorenmt/mtan#10; the grey border of its invalid window cropped, #42), so
+they are read in its axes (x right, y away from the camera, z up;
+:data:`~densemtl.data.realbase.EIGEN_NORMALS_AXES`) and returned in OpenCV camera axes; mtan's own
+horizontal flip negates channel 0 only, consistent with channel 0 = x. ``normals_axes``
+overrides it (``"x,y,z"`` keeps the stored vectors).
 
 ``cityscapes_mtan``  (128x256 or 256x512)::
 
@@ -41,11 +44,12 @@ from densemtl.data.cityscapes import cityscapes_classes
 from densemtl.data.datasets import DATASETS
 from densemtl.data.nyuv2 import NYU13_CLASS_NAMES, NYU13_COLORS
 from densemtl.data.realbase import (
+    EIGEN_NORMALS_AXES,
     RealDataset,
     Transform,
     apply_normals_axes,
+    files_by_id,
     float_labels_to_ids,
-    load_npy,
 )
 from densemtl.errors import DataError
 
@@ -54,6 +58,7 @@ class _MtanNpy(RealDataset):
     """Shared indexing of ``root/<split>/<folder>/<i>.npy``."""
 
     folders: ClassVar[dict[str, str]] = {}
+    normals_axes = EIGEN_NORMALS_AXES
 
     def _index(self, split: str | None, tasks: Iterable[str] | None) -> None:
         if split is None:
@@ -65,39 +70,37 @@ class _MtanNpy(RealDataset):
             raise DataError(image_dir, "folder not found (expected root/<split>/image/<i>.npy)")
         available = [t for t, f in self.folders.items() if (self.split_dir / f).is_dir()]
         self._setup_tasks(tasks, available)
-        stems = sorted((p.stem for p in image_dir.glob("*.npy")), key=lambda s: (len(s), s))
-        stem_set = set(stems)
-        for stem in stems:
-            missing = [self.split_dir / self.folders[t] / f"{stem}.npy" for t in self.tasks]
-            missing = [p for p in missing if not p.is_file()]
-            for path in missing:
-                self._problem(path, f"label of {image_dir / (stem + '.npy')} is missing")
-            if not missing:
-                self.ids.append(f"{folder_split}_{stem}")
-                self._stems.append(stem)
-        for task in self.tasks:
-            for path in sorted((self.split_dir / self.folders[task]).glob("*.npy")):
-                if path.stem not in stem_set:
-                    self._problem(path, f"label file has no image in {image_dir}")
+        found = files_by_id(image_dir, suffixes=(".npy",))
+        images = {i: found[i] for i in sorted(found, key=lambda s: (len(s), s))}  # 0, 1, ..., 10
+        labels = {t: files_by_id(self.split_dir / self.folders[t], suffixes=(".npy",)) for t in self.tasks}
+        pairs = self._pair(
+            images,
+            labels,
+            required=self.tasks,
+            expected=lambda task, i: self.split_dir / self.folders[task] / f"{i}.npy",
+            orphans=image_dir,
+        )
+        self.entries = [entry for _, entry in pairs]
+        self.ids = [f"{folder_split}_{i}" for i, _ in pairs]
         self._finish_index()
 
     def _load(self, index: int) -> dict[str, Any]:
-        stem = self._stems[index]
-        image_path = self.split_dir / "image" / f"{stem}.npy"
-        rgb = load_npy(image_path, "image").astype(np.float32)
-        if rgb.ndim == 3 and rgb.shape[0] == 3 and rgb.shape[-1] != 3:
-            rgb = rgb.transpose(1, 2, 0)
-        raw: dict[str, Any] = {"rgb": rgb, "rgb_path": str(image_path), "paths": {}}
-        for task in self.tasks:
-            path = self.split_dir / self.folders[task] / f"{stem}.npy"
-            raw["paths"][task] = str(path)
-            if task == "semseg":
-                raw["semseg"] = float_labels_to_ids(load_npy(path, "label"), path)
-            elif task == "depth":
-                raw["depth"] = io.read_depth_npy(path)
-            else:
-                raw["normals"] = apply_normals_axes(io.read_normals(path), self.normals_axes)
-        return raw
+        return self._read_entry(
+            self.entries[index],
+            {
+                "semseg": lambda path: float_labels_to_ids(io.read_npy(path, "label"), path),
+                "depth": io.read_depth_npy,
+                "normals": lambda path: apply_normals_axes(io.read_normals(path), self.normals_axes),
+            },
+            read_image=_read_float_image,
+        )
+
+
+def _read_float_image(path: Path) -> np.ndarray:
+    rgb = io.read_npy(path, "image").astype(np.float32)
+    if rgb.ndim == 3 and rgb.shape[0] == 3 and rgb.shape[-1] != 3:
+        rgb = rgb.transpose(1, 2, 0)
+    return rgb
 
 
 @DATASETS.register("nyuv2_mtan")
@@ -105,7 +108,7 @@ class NYUv2Mtan(_MtanNpy):
     """mtan's preprocessed NYUv2-13 (see the module docstring).
 
     Args:
-        normals_axes: OpenCV components as stored components, e.g. ``"x,-y,-z"``; default as stored.
+        normals_axes: OpenCV components as stored components (default ``normals_gt``'s ``"x,-z,y"``).
     """
 
     name = "nyuv2_mtan"
@@ -118,14 +121,13 @@ class NYUv2Mtan(_MtanNpy):
         split: str | None = "train",
         tasks: Iterable[str] | None = None,
         transform: Transform | None = None,
-        normals_axes: str = "x,y,z",
+        normals_axes: str = EIGEN_NORMALS_AXES,
         strict: bool = True,
     ) -> None:
         super().__init__(root, split, transform, strict)
         self.class_names = list(NYU13_CLASS_NAMES)
         self.class_colors = [list(c) for c in NYU13_COLORS]
         self.normals_axes = normals_axes
-        self._stems: list[str] = []
         self._index(split, tasks)
 
 
@@ -152,7 +154,6 @@ class CityscapesMtan(_MtanNpy):
     ) -> None:
         super().__init__(root, split, transform, strict)
         self.class_names, self.class_colors = cityscapes_classes(num_classes)
-        self.normals_axes = "x,y,z"
         folder_split = "val" if split == "test" else str(split)
         label = f"label_{num_classes}"
         if (
@@ -162,5 +163,4 @@ class CityscapesMtan(_MtanNpy):
         ):
             label = "label"
         self.folders = {"semseg": label, "depth": "depth"}
-        self._stems: list[str] = []
         self._index(split, tasks)

@@ -10,9 +10,12 @@ ATRC / InvPT ``NYUDv2`` release.
     root/normals/<id>.npy|png         float unit normals, or PNG ``2 * x / 255 - 1``
     root/gt_sets/{train,val}.txt      one id per line (795 / 654; "val" = the official test set)
 
-(``edge/`` is ignored.) Normals are returned in the stored axes (not documented upstream; pass
-``normals_axes`` to re-express them, and see the facing-camera fraction ``densemtl data check``
-reports).
+(``edge/`` is ignored.) The normals are not documented upstream; they are read as Eigen & Fergus'
+NYU ``normals_gt`` axes (x right, y away from the camera, z up; :data:`EIGEN_NORMALS_AXES`) and
+returned in OpenCV camera axes. Evidence (docs/data.md): Multi-Task-Learning-PyTorch / ASTMT
+negate only channel 0 on a horizontal flip (channel 0 = x), and the ATRC/InvPT release of the same
+data is cropped to 425x560, i.e. to the valid window (rows 44-470, cols 40-600) of ``normals_gt``.
+``normals_axes`` overrides it; ``densemtl data check`` reports the share facing the camera.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from densemtl.data import io
 from densemtl.data.datasets import DATASETS
 from densemtl.data.nyuv2 import NYU_INTRINSICS, from_nyu40, nyu_classes
 from densemtl.data.realbase import (
+    EIGEN_NORMALS_AXES,
     RealDataset,
     Transform,
     apply_normals_axes,
@@ -52,7 +58,8 @@ class NYUDMT(RealDataset):
 
     Args:
         num_classes: 40 or 13.
-        normals_axes: OpenCV components as stored components (default: as stored).
+        normals_axes: OpenCV components as stored components (default: ``normals_gt``'s
+            ``"x,-z,y"``; ``"x,y,z"`` keeps the stored vectors).
     """
 
     name = "nyud_mt"
@@ -65,7 +72,7 @@ class NYUDMT(RealDataset):
         tasks: Iterable[str] | None = None,
         transform: Transform | None = None,
         num_classes: int = 40,
-        normals_axes: str = "x,y,z",
+        normals_axes: str = EIGEN_NORMALS_AXES,
         strict: bool = True,
     ) -> None:
         super().__init__(root, split, transform, strict)
@@ -87,44 +94,41 @@ class NYUDMT(RealDataset):
                     split_file, "split file not found (NYUD_MT ships gt_sets/train.txt and gt_sets/val.txt)"
                 )
             names = read_lines(split_file, "split file")
-        self.entries: list[dict[str, Path]] = []
+        images: dict[str, Path] = {}
         for name in names:
             image = find_with_suffix(image_dir, name, (".jpg", ".png", ".jpeg"))
             if image is None:
                 self._problem(image_dir / f"{name}.jpg", "image listed in the split is missing")
-                continue
-            entry = {"image": image}
-            complete = True
-            for task in self.tasks:
-                folder, suffixes = _FOLDERS[task]
-                path = find_with_suffix(self.root / folder, name, suffixes)
-                if path is None:
-                    self._problem(
-                        self.root / folder / f"{name}{suffixes[0]}",
-                        f"{task} file for {image.name} is missing",
-                    )
-                    complete = False
-                else:
-                    entry[task] = path
-            if complete:
-                self.entries.append(entry)
-                self.ids.append(name)
+            else:
+                images[name] = image
+        labels = {}
+        for task in self.tasks:
+            folder, suffixes = _FOLDERS[task]
+            found = {n: find_with_suffix(self.root / folder, n, suffixes) for n in images}
+            labels[task] = {n: path for n, path in found.items() if path is not None}
+        pairs = self._pair(
+            images,
+            labels,
+            required=self.tasks,
+            expected=lambda task, n: self.root / _FOLDERS[task][0] / f"{n}{_FOLDERS[task][1][0]}",
+        )
+        self.entries = [entry for _, entry in pairs]
+        self.ids = [n for n, _ in pairs]
         self._finish_index()
 
+    def _read_labels(self, path: Path) -> np.ndarray:
+        labels = map_ids(io.read_label_png(path), _LUT_SEG, path, "NYUD_MT ids 0..40 (0 = void)")
+        return from_nyu40(labels, self._num_classes)
+
     def _load(self, index: int) -> dict[str, Any]:
-        entry = self.entries[index]
-        rgb = io.read_image(entry["image"])
-        raw: dict[str, Any] = {"rgb": rgb, "rgb_path": str(entry["image"]), "paths": {}}
-        if rgb.shape[:2] == (480, 640):
+        raw = self._read_entry(
+            self.entries[index],
+            {
+                "semseg": self._read_labels,
+                "depth": io.read_depth_npy,
+                "normals": lambda path: apply_normals_axes(io.read_normals(path), self.normals_axes),
+            },
+        )
+        if raw["rgb"].shape[:2] == (480, 640):
             raw["intrinsics"] = NYU_INTRINSICS
-        for task in self.tasks:
-            path = entry[task]
-            raw["paths"][task] = str(path)
-            if task == "semseg":
-                labels = map_ids(io.read_label_png(path), _LUT_SEG, path, "NYUD_MT ids 0..40 (0 = void)")
-                raw["semseg"] = from_nyu40(labels, self._num_classes)
-            elif task == "depth":
-                raw["depth"] = io.read_depth_npy(path)
-            else:
-                raw["normals"] = apply_normals_axes(io.read_normals(path), self.normals_axes)
         return raw

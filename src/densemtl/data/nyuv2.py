@@ -17,8 +17,9 @@ Two loaders live here:
     al., "Real-Time Joint Semantic Segmentation and Depth Estimation Using Asymmetric
     Annotations", ICRA 2019): a text file of ``image<TAB>segm[<TAB>depth[<TAB>normals]]`` paths
     relative to ``root``; segm PNGs hold 0..39 / 255 (palette indices), depth PNGs uint16 metres x
-    5000, normals RGB PNGs ``(n + 1) * 127.5`` in the axes (x right, y forward, z up), converted
-    here to OpenCV camera axes.
+    5000, normals RGB PNGs ``(n + 1) * 127.5`` in the axes of Eigen & Fergus' ``normals_gt`` (x
+    right, y away from the camera, z up; grey (127, 127, 127) = invalid), converted here to OpenCV
+    camera axes.
 
 The mapping tables are shipped below as constants (verified against the ``.mat`` files in the
 tests), so neither ``classMapping40.mat`` nor ``class13Mapping.mat`` is needed at run time.
@@ -37,11 +38,15 @@ from densemtl.data import io
 from densemtl.data.datasets import DATASETS
 from densemtl.data.folder import default_palette
 from densemtl.data.realbase import (
+    EIGEN_NORMALS_AXES,
+    LazyHDF5,
     RealDataset,
     Transform,
     apply_normals_axes,
+    iter_list_file,
+    load_mat,
     map_ids,
-    read_lines,
+    open_mat73,
 )
 from densemtl.data.sample import IGNORE_INDEX
 from densemtl.errors import DataError
@@ -162,26 +167,10 @@ def from_nyu40(labels40: np.ndarray, num_classes: int) -> np.ndarray:
 
 def _read_splits_mat(path: Path) -> dict[str, list[int]]:
     """``splits.mat`` -> {"train": [0-based indices], "test": [...]}, from the 1-based arrays."""
-    if not path.is_file():
-        raise DataError(path, "splits.mat not found (it ships with the NYU Depth v2 toolbox / labelled set)")
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        import scipy.io
-
-        mat = scipy.io.loadmat(str(path))
-        arrays = {k: np.asarray(mat[k]) for k in ("trainNdxs", "testNdxs") if k in mat}
-    except NotImplementedError:  # a v7.3 (HDF5) file
-        import h5py
-
-        with h5py.File(path, "r") as handle:
-            arrays = {k: np.asarray(handle[k]) for k in ("trainNdxs", "testNdxs") if k in handle}
-    except (ValueError, OSError, TypeError) as exc:
-        raise DataError(path, f"cannot read MATLAB file ({exc.__class__.__name__}: {exc})") from None
-    if set(arrays) != {"trainNdxs", "testNdxs"}:
-        raise DataError(path, "expected variables 'trainNdxs' and 'testNdxs'")
+    arrays = load_mat(path, ("trainNdxs", "testNdxs"), "splits.mat")
     return {
-        "train": [int(i) - 1 for i in arrays["trainNdxs"].ravel()],
-        "test": [int(i) - 1 for i in arrays["testNdxs"].ravel()],
+        "train": [int(i) - 1 for i in np.ravel(arrays["trainNdxs"])],
+        "test": [int(i) - 1 for i in np.ravel(arrays["testNdxs"])],
     }
 
 
@@ -217,8 +206,7 @@ class NYUv2(RealDataset):
         self.class_names, self.class_colors = nyu_classes(num_classes)
         self._num_classes = num_classes
         self.mat_path = self.root / mat_file
-        self._handle: Any = None
-        self._pid = -1
+        self._mat = LazyHDF5(self.mat_path)
         self._setup_tasks(tasks, ("semseg", "depth"))
         count = self._inspect()
         if split in (None, "all"):
@@ -241,15 +229,8 @@ class NYUv2(RealDataset):
         self._finish_index()
 
     def _inspect(self) -> int:
-        import h5py
-
-        if not self.mat_path.is_file():
-            raise DataError(self.mat_path, "file not found")
-        try:
-            with h5py.File(self.mat_path, "r") as handle:
-                shapes = {k: handle[k].shape for k in ("images", "depths", "labels") if k in handle}
-        except OSError as exc:
-            raise DataError(self.mat_path, f"not a MATLAB v7.3 (HDF5) file or corrupt ({exc})") from None
+        with open_mat73(self.mat_path) as handle:
+            shapes = {k: handle[k].shape for k in ("images", "depths", "labels") if k in handle}
         for key in ("images", "depths", "labels"):
             if key not in shapes:
                 raise DataError(self.mat_path, f"variable {key!r} not found")
@@ -265,24 +246,9 @@ class NYUv2(RealDataset):
                 )
         return count
 
-    def _file(self) -> Any:
-        import h5py
-
-        from densemtl.data.realbase import worker_pid
-
-        if self._handle is None or self._pid != worker_pid():
-            self._handle = h5py.File(self.mat_path, "r")
-            self._pid = worker_pid()
-        return self._handle
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_handle"] = None
-        return state
-
     def _load(self, index: int) -> dict[str, Any]:
         frame = self.indices[index]
-        handle = self._file()
+        handle = self._mat.get()
         where = f"{self.mat_path}:{{}}[{frame}]"
         try:
             rgb = np.asarray(handle["images"][frame]).transpose(2, 1, 0)
@@ -337,9 +303,9 @@ class NYUv2List(RealDataset):
         num_classes: 40 or 13 (the segm PNGs always hold 40-class ids 0..39, 255 = ignore).
         depth_scale: depth PNG value per metre (5000 in DenseTorch / multi-task-refinenet).
         normals_axes: how the stored normals map to OpenCV axes (see
-            :func:`~densemtl.data.realbase.parse_normals_axes`); the default ``"x,-z,y"`` is the
-            multi-task-refinenet encoding, checked on its ``norm_gt_000433.png`` (99.99 % of the
-            normals then face the camera).
+            :func:`~densemtl.data.realbase.parse_normals_axes`); the default is the axes of
+            Eigen & Fergus' ``normals_gt``, which multi-task-refinenet's ``norm_gt_*.png`` are
+            (:data:`~densemtl.data.realbase.EIGEN_NORMALS_AXES`).
     """
 
     name = "nyuv2_list"
@@ -354,7 +320,7 @@ class NYUv2List(RealDataset):
         list_file: str | Path | None = None,
         num_classes: int = 40,
         depth_scale: float = 5000.0,
-        normals_axes: str = "x,-z,y",
+        normals_axes: str = EIGEN_NORMALS_AXES,
         strict: bool = True,
     ) -> None:
         super().__init__(root, split, transform, strict)
@@ -368,59 +334,37 @@ class NYUv2List(RealDataset):
         columns = ("image", "semseg", "depth", "normals")
         self.entries: list[dict[str, Path | None]] = []
         seen: set[str] = set()
-        present: set[str] = set()
-        for number, line in enumerate(read_lines(self.list_file), start=1):
-            parts = line.split("\t") if "\t" in line else line.split()
-            if len(parts) > 4:
-                raise DataError(
-                    self.list_file, f"line {number}: expected at most 4 columns, got {len(parts)}"
-                )
-            entry: dict[str, Path | None] = {c: None for c in columns}
-            for column, part in zip(columns, parts):
-                entry[column] = None if part in ("-", "") else self.root / part
-            image = entry["image"]
-            if image is None:
-                raise DataError(self.list_file, f"line {number}: no image path")
-            if not image.is_file():
-                self._problem(image, f"image listed in {self.list_file.name} (line {number}) is missing")
+        for number, files in iter_list_file(self.list_file, self.root, columns):
+            if not self._listed_files_exist(files, f"{self.list_file.name} (line {number})"):
                 continue
-            missing = [c for c in columns[1:] if entry[c] is not None and not entry[c].is_file()]  # type: ignore[union-attr]
-            if missing:
-                for c in missing:
-                    self._problem(entry[c], f"{c} file listed for {image.name} is missing")  # type: ignore[arg-type]
-                continue
-            present.update(c for c in columns[1:] if entry[c] is not None)
-            sample_id = image.stem if image.stem not in seen else str(Path(parts[0]).with_suffix(""))
+            image = files["image"]
+            assert image is not None
+            rel = image.relative_to(self.root) if image.is_relative_to(self.root) else image
+            sample_id = image.stem if image.stem not in seen else str(rel.with_suffix(""))
             seen.add(sample_id)
             self.ids.append(sample_id)
-            self.entries.append(entry)
-        self._setup_tasks(tasks, [t for t in ("semseg", "depth", "normals") if t in present])
+            self.entries.append(files)
+        self._tasks_from_entries(tasks, self.entries, columns[1:])
         self._finish_index()
 
+    def _read_labels(self, path: Path) -> np.ndarray:
+        labels = io.read_label_png(path)
+        bad = ((labels < 0) | (labels >= 40)) & (labels != IGNORE_INDEX)
+        if bad.any():
+            raise DataError(
+                path, f"label ids {sorted(np.unique(labels[bad]).tolist())[:6]} outside the 40 NYU classes"
+            )
+        return from_nyu40(labels, self._num_classes)
+
     def _load(self, index: int) -> dict[str, Any]:
-        entry = self.entries[index]
-        image_path = entry["image"]
-        assert image_path is not None
-        rgb = io.read_image(image_path)
-        raw: dict[str, Any] = {"rgb": rgb, "rgb_path": str(image_path), "paths": {}}
-        if rgb.shape[:2] == (480, 640):
+        raw = self._read_entry(
+            self.entries[index],
+            {
+                "semseg": self._read_labels,
+                "depth": lambda path: io.read_depth_png(path, self.depth_scale),
+                "normals": lambda path: apply_normals_axes(io.read_normals(path), self.normals_axes),
+            },
+        )
+        if raw["rgb"].shape[:2] == (480, 640):
             raw["intrinsics"] = NYU_INTRINSICS
-        for task in self.tasks:
-            path = entry[task]
-            if path is None:
-                continue
-            raw["paths"][task] = str(path)
-            if task == "semseg":
-                labels = io.read_label_png(path)
-                bad = ((labels < 0) | (labels >= 40)) & (labels != IGNORE_INDEX)
-                if bad.any():
-                    raise DataError(
-                        path,
-                        f"label ids {sorted(np.unique(labels[bad]).tolist())[:6]} outside the 40 NYU classes",
-                    )
-                raw["semseg"] = from_nyu40(labels, self._num_classes)
-            elif task == "depth":
-                raw["depth"] = io.read_depth_png(path, self.depth_scale)
-            else:
-                raw["normals"] = apply_normals_axes(io.read_normals(path), self.normals_axes)
         return raw

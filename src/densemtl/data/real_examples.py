@@ -80,6 +80,12 @@ def _normals(size: tuple[int, int]) -> np.ndarray:
     return normals
 
 
+def _eigen_normals(size: tuple[int, int]) -> np.ndarray:
+    """:func:`_normals` in the stored axes of Eigen & Fergus' ``normals_gt`` (x right, y away, z up)."""
+    opencv = _normals(size)
+    return np.stack([opencv[..., 0], opencv[..., 2], -opencv[..., 1]], axis=-1)
+
+
 def _png16(path: Path, values: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(values).astype(np.uint16)).save(path)
@@ -139,7 +145,7 @@ def write_nyud_mt(root: Path, n: int, size: tuple[int, int], seed: int) -> dict[
         io.write_image(root / "images" / f"{name}.jpg", _image(rng, size))
         _png8(root / "segmentation" / f"{name}.png", _blocks(rng, size, np.arange(41)))
         _npy(root / "depth" / f"{name}.npy", _depth(rng, size, 0.7, 9.0))
-        _npy(root / "normals" / f"{name}.npy", _normals(size))
+        _npy(root / "normals" / f"{name}.npy", _eigen_normals(size))
     (root / "gt_sets").mkdir(parents=True, exist_ok=True)
     (root / "gt_sets" / "train.txt").write_text("\n".join(names) + "\n")
     return {"root": root, "split": "train"}
@@ -152,7 +158,7 @@ def write_nyuv2_mtan(root: Path, n: int, size: tuple[int, int], seed: int) -> di
         _npy(base / "image" / f"{i}.npy", _image(rng, size).astype(np.float32) / 255.0)
         _npy(base / "label" / f"{i}.npy", _blocks(rng, size, np.arange(-1, 13)).astype(np.float32))
         _npy(base / "depth" / f"{i}.npy", _depth(rng, size, 0.7, 9.0)[..., None])
-        _npy(base / "normal" / f"{i}.npy", _normals(size))
+        _npy(base / "normal" / f"{i}.npy", _eigen_normals(size))
     return {"root": root, "split": "train"}
 
 

@@ -16,7 +16,8 @@ split entry without its image) are collected in :attr:`RealDataset.problems`; wi
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +89,45 @@ def find_with_suffix(folder: Path, stem: str, suffixes: Sequence[str]) -> Path |
     return None
 
 
+def first_dir(base: Path, names: Iterable[str]) -> Path | None:
+    """``base/name`` for the first of ``names`` that is a folder, else None."""
+    for name in names:
+        if (base / name).is_dir():
+            return base / name
+    return None
+
+
+def files_by_id(folder: Path, prefix: str = "", suffixes: Sequence[str] = (".png",)) -> dict[str, Path]:
+    """``{id: path}`` of the files ``folder/<prefix><id><suffix>`` (sorted; empty if no folder)."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in suffixes and path.name.startswith(prefix) and path.is_file():
+            found.setdefault(path.name[len(prefix) : -len(path.suffix)], path)
+    return found
+
+
+def iter_list_file(
+    path: Path, root: Path, columns: Sequence[str], min_columns: int = 1
+) -> Iterator[tuple[int, dict[str, Path | None]]]:
+    """Lines of a DenseTorch-style list file as ``(line number, {column: root/path or None})``.
+
+    Columns are tab- (or whitespace-) separated paths relative to ``root``; ``-`` marks a label the
+    frame does not have. A wrong column count or a missing first (image) column is a DataError.
+    """
+    usage = " ".join(columns[:min_columns]) + "".join(f" [{c}" for c in columns[min_columns:])
+    usage += "]" * (len(columns) - min_columns)
+    for number, line in enumerate(read_lines(path), start=1):
+        parts = line.split("\t") if "\t" in line else line.split()
+        if not min_columns <= len(parts) <= len(columns):
+            raise DataError(path, f"line {number}: expected '{usage}' ('-' = none), got {len(parts)} columns")
+        files = {c: None if p in ("-", "") else root / p for c, p in zip(columns, parts)}
+        if files[columns[0]] is None:
+            raise DataError(path, f"line {number}: no {columns[0]} path")
+        yield number, {c: files.get(c) for c in columns}
+
+
 def read_matrix_txt(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """Whitespace-separated numbers as a float64 matrix of ``shape`` (first ``rows*cols`` values)."""
     path = Path(path)
@@ -101,6 +141,16 @@ def read_matrix_txt(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     if values.size < need:
         raise DataError(path, f"expected {need} numbers, found {values.size}")
     return values[:need].reshape(shape)
+
+
+EIGEN_NORMALS_AXES = "x,-z,y"
+"""Axes of the NYU surface normals of Eigen & Fergus (ICCV 2015, ``normals_gt.tgz``): stored
+(x right, y away from the camera, z up), i.e. OpenCV x = x, y = -z, z = y. Measured on
+multi-task-refinenet's ``norm_gt_000433.png``, which carries normals_gt's fingerprint (valid window
+rows 44-470, cols 40-600, grey (127, 127, 127) outside): against normals computed from its depth
+map with the Kinect intrinsics the median angle is under 20 deg in these axes and over 30 deg in
+each of the 47 other signed permutations. The mtan ``.npy`` normals are "directly extracted" from
+the same release (lorenmt/mtan#10); see docs/data.md for the NYUD_MT evidence."""
 
 
 def parse_normals_axes(spec: str) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
@@ -201,6 +251,72 @@ class RealDataset(Dataset):
         if not self.ids and not self.problems:
             raise DataError(self.root, f"no samples found for split {self.split!r} of {self.name}")
 
+    def _tasks_from_entries(
+        self, tasks: Iterable[str] | None, entries: Sequence[Mapping[str, Any]], candidates: Sequence[str]
+    ) -> None:
+        """:meth:`_setup_tasks` with the tasks that at least one entry has a label for."""
+        present = {t for e in entries for t in candidates if e.get(t) is not None}
+        self._setup_tasks(tasks, [t for t in candidates if t in present])
+
+    def _listed_files_exist(self, files: Mapping[str, Path | None], where: str) -> bool:
+        """Record a problem for every listed file that is missing; True when none is."""
+        missing = [(what, p) for what, p in files.items() if p is not None and not p.is_file()]
+        for what, path in missing:
+            self._problem(path, f"{what} file listed in {where} is missing")
+        return not missing
+
+    def _pair(
+        self,
+        images: Mapping[str, Path],
+        labels: Mapping[str, Mapping[str, Path]],
+        required: Iterable[str] = (),
+        expected: Callable[[str, str], Path] | None = None,
+        orphans: str | Path | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Pair images ``{id: path}`` with label files ``{task: {id: path}}`` found on disk.
+
+        A ``required`` task without a file is a problem (at ``expected(task, id)``) and drops the
+        image; other tasks are simply absent (``None``). With ``orphans`` (the image folder, for the
+        message), label files whose id has no image are problems too.
+        """
+        required = set(required)
+        pairs = []
+        for sample_id, image in images.items():
+            entry: dict[str, Any] = {"image": image}
+            complete = True
+            for task, found in labels.items():
+                entry[task] = found.get(sample_id)
+                if entry[task] is None and task in required:
+                    where = expected(task, sample_id) if expected else image
+                    self._problem(where, f"{task} file for {image.name} is missing")
+                    complete = False
+            if complete:
+                pairs.append((sample_id, entry))
+        if orphans is not None:
+            for task, found in labels.items():
+                for sample_id, path in found.items():
+                    if sample_id not in images:
+                        self._problem(path, f"{task} file has no image in {orphans}")
+        return pairs
+
+    def _read_entry(
+        self,
+        entry: Mapping[str, Any],
+        readers: Mapping[str, Callable[[Any], np.ndarray]],
+        read_image: Callable[[Path], np.ndarray] = io.read_image,
+    ) -> dict[str, Any]:
+        """The raw dict of :meth:`_load` for ``entry`` ({"image": path, task: path or None, ...}):
+        the image, and each task of :attr:`tasks` the entry has a file for, read by ``readers[task]``."""
+        image = entry["image"]
+        raw: dict[str, Any] = {"rgb": read_image(image), "rgb_path": str(image), "paths": {}}
+        for task in self.tasks:
+            source = entry.get(task)
+            if source is None:
+                continue
+            raw[task] = readers[task](source)
+            raw["paths"][task] = str(source)
+        return raw
+
     # -- the dataset protocol ------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.ids)
@@ -288,25 +404,63 @@ class RealDataset(Dataset):
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, tasks={self.tasks})"
 
 
-def worker_pid() -> int:
-    """The current process id (lazily opened file handles are re-opened after a fork)."""
-    return os.getpid()
+@contextmanager
+def open_mat73(path: Path) -> Iterator[Any]:
+    """Open a MATLAB v7.3 file (HDF5) with h5py; a missing file or another format is a DataError."""
+    import h5py
 
-
-def load_npy(path: str | Path, what: str = "array") -> np.ndarray:
-    """``np.load`` without pickles; a missing / corrupt file or NaN/inf values are a DataError."""
-    path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(path, f"cannot read .npy ({exc})") from None
-    if array.dtype.kind not in "biuf":
-        raise DataError(path, f"{what} .npy must be numeric, got dtype {array.dtype}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise DataError(path, f"{what} holds {int((~np.isfinite(array)).sum())} NaN/inf values")
-    return array
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(path, f"not a MATLAB v7.3 (HDF5) file or corrupt ({exc})") from None
+    with handle:
+        yield handle
+
+
+def load_mat(path: Path, names: Sequence[str], what: str) -> dict[str, Any]:
+    """Variables ``names`` of a MATLAB file (v5/v7 with scipy, v7.3 numeric arrays with h5py);
+    ``what`` names the file in the messages, e.g. ``"splits.mat"``. All names must be present."""
+    if not path.is_file():
+        raise DataError(path, f"{what} not found")
+    try:
+        import scipy.io
+
+        mat = scipy.io.loadmat(str(path), variable_names=list(names), squeeze_me=True, struct_as_record=False)
+        found = {k: mat[k] for k in names if k in mat}
+    except NotImplementedError:  # a v7.3 (HDF5) file
+        with open_mat73(path) as handle:
+            found = {k: np.squeeze(np.asarray(handle[k])) for k in names if k in handle}
+    except (ValueError, OSError, TypeError) as exc:
+        raise DataError(path, f"cannot read MATLAB file ({exc.__class__.__name__}: {exc})") from None
+    if set(found) != set(names):
+        raise DataError(path, f"expected variables {', '.join(repr(n) for n in names)} in {what}")
+    return found
+
+
+class LazyHDF5:
+    """An HDF5 (MATLAB v7.3) file opened on first use and re-opened in each DataLoader worker.
+
+    h5py handles must not cross a fork, and cannot be pickled for spawned workers: the handle is
+    dropped when pickled and re-opened when the process id changes.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle: Any = None
+        self._pid = -1
+
+    def get(self) -> Any:
+        import h5py
+
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_handle": None, "_pid": -1}
 
 
 def float_labels_to_ids(
