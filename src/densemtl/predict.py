@@ -1,14 +1,17 @@
-"""``densemtl predict``: a checkpoint + an image or folder (any size) -> coloured and raw outputs.
+"""``densemtl predict``: a checkpoint + an image, a folder or a video (any size) -> coloured and raw outputs.
 
 For each input ``<name>`` it writes, under ``--output``:
 ``semantic/<name>.png`` (class ids), ``semantic_color/<name>.png``, ``depth/<name>.png``
 (uint16 mm) and ``depth/<name>.npy`` (float metres), ``depth_color/<name>.png``,
 ``normals_color/<name>.png`` (3-task models) and ``panel/<name>.png`` (side by side).
+A video is streamed frame by frame; frame ``i`` of ``clip.mp4`` is named ``clip_<i:06d>``.
+At the end it prints model and end-to-end frames/s and writes them to ``timing.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from densemtl import video
 from densemtl.data import io
 from densemtl.errors import DataError, DenseMTLError
 
@@ -26,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ckpt", required=True, help="checkpoint written by `densemtl fit` / `densemtl demo`"
     )
-    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="an image file, a folder of images or a video file (.mp4, .avi, .mkv, .mov, .webm, ...)",
+    )
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument(
         "--size",
@@ -47,6 +55,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pinhole intrinsics at the input image size for --pointcloud "
         "(default fx = fy = width, principal point at the centre)",
     )
+    parser.add_argument(
+        "--stride",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="use every K-th video frame (or image of a folder)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N frames / images (after --stride)",
+    )
+    parser.add_argument(
+        "--output-video",
+        default=None,
+        metavar="FILE",
+        help="video input only: also encode the side-by-side panels into FILE (.mp4, .mkv, ...) "
+        "at the source frame rate / stride",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -107,34 +146,91 @@ def training_size(checkpoint_hparams: dict[str, Any]) -> tuple[int, int]:
     return (int(size[0]), int(size[1])) if size else (240, 320)
 
 
-def iterate_predictions(
-    predictor: Predictor, paths: list[Path]
-) -> Iterator[tuple[Path, np.ndarray, dict[str, np.ndarray]]]:
-    for path in paths:
-        rgb = io.read_image(path)
-        yield path, rgb, predictor(rgb)
+def iterate_inputs(
+    path: Path, stride: int = 1, max_frames: int | None = None
+) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
+    """``(name, uint8 RGB)`` pairs from an image, a folder or a video (streamed), and their count if known."""
+    if path.is_file() and video.is_video(path):
+        info = video.probe(path)  # fail on a bad file before any output is written
+        total = -(-info.frames // stride) if info.frames else None
+        if total is not None and max_frames is not None:
+            total = min(total, max_frames)
+        frames = video.iter_frames(path, stride, max_frames)
+        return ((f"{path.stem}_{index:06d}", rgb) for index, rgb in frames), total
+    paths = list_images(path)[::stride][:max_frames]
+    return ((p.stem, io.read_image(p)) for p in paths), len(paths)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import track
-
     from densemtl.checkpoint import load_module, read_checkpoint
     from densemtl.data.folder import default_palette
-    from densemtl.viz import colorize_depth, colorize_normals, colorize_semseg, prediction_panel
 
     ckpt = Path(args.ckpt)
     module = load_module(ckpt)
     data_hparams = read_checkpoint(ckpt).get("datamodule_hyper_parameters", {})
     size = parse_size(args.size) if args.size else training_size(data_hparams)
     palette = module.hparams.class_colors or default_palette(module.hparams.num_classes)
-    paths = list_images(Path(args.input))
+    source = Path(args.input)
+    is_video = source.is_file() and video.is_video(source)
+    stride = getattr(args, "stride", 1)
+    output_video = getattr(args, "output_video", None)
+    if output_video and not is_video:
+        raise DenseMTLError("--output-video needs a video --input")
+    inputs, total = iterate_inputs(source, stride, getattr(args, "max_frames", None))
     out = Path(args.output)
     predictor = Predictor(module, size, args.device)
+    writer = None
+    if output_video:
+        fps = video.probe(source).fps or 30  # some containers store no frame rate: assume 30
+        writer = video.VideoWriter(output_video, fps / stride)
     start = time.perf_counter()
-    for path, rgb, pred in track(
-        iterate_predictions(predictor, paths), total=len(paths), description="predicting"
-    ):
-        name = path.stem
+    try:
+        count, model_seconds = _predict_all(args, out, palette, predictor, inputs, total, writer)
+    finally:
+        if writer is not None:  # also on an error: a playable video of the frames done so far
+            writer.close()
+    elapsed = time.perf_counter() - start
+    timing = {
+        "input": str(source),
+        "frames": count,
+        "device": args.device,
+        "inference_size": list(size),
+        "model_seconds": round(model_seconds, 6),
+        "total_seconds": round(elapsed, 6),
+        "model_fps": round(count / model_seconds, 3) if model_seconds > 0 else None,
+        "end_to_end_fps": round(count / elapsed, 3) if elapsed > 0 else None,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
+    print(
+        f"wrote predictions for {count} {'frame(s)' if is_video else 'image(s)'} to {out}: "
+        f"model {timing['model_fps']} frames/s, end-to-end {timing['end_to_end_fps']} frames/s "
+        "(incl. decode and writes)" + (f"; panels video {output_video}" if output_video else "")
+    )
+    return 0
+
+
+def _predict_all(
+    args: argparse.Namespace,
+    out: Path,
+    palette: Any,
+    predictor: Predictor,
+    inputs: Iterator[tuple[str, np.ndarray]],
+    total: int | None,
+    writer: video.VideoWriter | None,
+) -> tuple[int, float]:
+    """Predict and write every input; returns (frames, seconds spent inside the model)."""
+    from rich.progress import track
+
+    from densemtl.viz import colorize_depth, colorize_normals, colorize_semseg, prediction_panel
+
+    count, model_seconds = 0, 0.0
+    for name, rgb in track(inputs, total=total, description="predicting"):
+        # the Predictor returns numpy arrays, so this also waits for queued GPU work
+        tic = time.perf_counter()
+        pred = predictor(rgb)
+        model_seconds += time.perf_counter() - tic
+        count += 1
         if "semseg" in pred:
             io.write_label_png(out / "semantic" / f"{name}.png", pred["semseg"])
             io.write_image(out / "semantic_color" / f"{name}.png", colorize_semseg(pred["semseg"], palette))
@@ -159,12 +255,10 @@ def run(args: argparse.Namespace) -> int:
                 pred["depth"], k, pred.get("semseg"), palette, rgb=rgb
             )
             write_ply(out / "pointcloud" / f"{name}.ply", points, colors, labels)
-        if not args.no_panel:
-            io.write_image(
-                out / "panel" / f"{name}.png", prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred)
-            )
-    elapsed = time.perf_counter() - start
-    print(
-        f"wrote predictions for {len(paths)} image(s) to {out} ({len(paths) / elapsed:.2f} images/s incl. I/O)"
-    )
-    return 0
+        if not args.no_panel or writer is not None:
+            panel = prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred)
+            if not args.no_panel:
+                io.write_image(out / "panel" / f"{name}.png", panel)
+            if writer is not None:
+                writer.write(panel)
+    return count, model_seconds
