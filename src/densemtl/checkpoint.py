@@ -71,6 +71,7 @@ def load_module(path: str | Path, map_location: Any = "cpu") -> Any:
     accepted = set(inspect.signature(DenseMTLModule.__init__).parameters) - {"self"}
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
     module = DenseMTLModule(**hparams)
+    module.on_load_checkpoint(checkpoint)  # as Lightning does: e.g. a semi run's teacher -> net
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:

@@ -1,8 +1,12 @@
 """The ``densemtl`` command.
 
 ``fit``, ``validate`` and ``test`` are LightningCLI subcommands (YAML configs, dotted overrides,
-``--print_config``); the tools (``demo``, ``predict``, ``evaluate``, ``profile``, ``data ...``,
-``benchmark``) are plain argparse subcommands. User errors are printed as one line.
+``--print_config``); ``semi fit|validate|test`` is the same LightningCLI with the mean-teacher
+:class:`~densemtl.semi.SemiSupervisedModule` and the labelled/unlabelled
+:class:`~densemtl.semi.SemiDataModule` (a second CLI rather than LightningCLI's subclass mode,
+which would force ``class_path``/``init_args`` on every existing config). The tools (``demo``,
+``predict``, ``evaluate``, ``profile``, ``data ...``, ``benchmark``) are plain argparse
+subcommands. User errors are printed as one line.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +25,11 @@ LIGHTNING_SUBCOMMANDS = {
     "validate": "evaluate on the validation split (LightningCLI, --ckpt_path FILE)",
     "test": "evaluate on the test split (LightningCLI, --ckpt_path FILE)",
 }
+SEMI_COMMAND = "semi"
+SEMI_HELP = (
+    "semi-supervised fit / validate / test: mean teacher on labelled + unlabelled images "
+    "(the LightningCLI with --model.ema_decay, --data.labelled_fraction, ...)"
+)
 
 # name -> (module, help); each module has add_arguments(parser) and run(args) -> int
 TOOLS: dict[str, tuple[str, str]] = {
@@ -47,14 +57,24 @@ DATA_TOOLS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def build_cli(argv: Sequence[str] | None, run: bool = True) -> Any:
-    """The LightningCLI of densemtl (``run=False``: parse and instantiate only, for ``demo``)."""
+def build_cli(argv: Sequence[str] | None, run: bool = True, semi: bool = False) -> Any:
+    """The LightningCLI of densemtl (``run=False``: parse and instantiate only, for ``demo``).
+
+    ``semi=True``: the same CLI (links, callbacks, checkpoint IO) over
+    :class:`~densemtl.semi.SemiSupervisedModule` and :class:`~densemtl.semi.SemiDataModule`;
+    their signatures extend the supervised ones, so every supervised config is a valid semi config.
+    """
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
     from densemtl.checkpoint import AtomicCheckpointIO
-    from densemtl.data.datamodule import DenseDataModule
-    from densemtl.module import DenseMTLModule
+
+    if semi:
+        from densemtl.semi import SemiDataModule as DataModule
+        from densemtl.semi import SemiSupervisedModule as Module
+    else:
+        from densemtl.data.datamodule import DenseDataModule as DataModule
+        from densemtl.module import DenseMTLModule as Module
 
     class DenseMTLCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: Any) -> None:
@@ -63,8 +83,8 @@ def build_cli(argv: Sequence[str] | None, run: bool = True) -> Any:
                 parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
 
     return DenseMTLCLI(
-        DenseMTLModule,
-        DenseDataModule,
+        Module,
+        DataModule,
         args=list(argv) if argv is not None else None,
         run=run,
         trainer_defaults={
@@ -91,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in LIGHTNING_SUBCOMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
+    semi = sub.add_parser(
+        SEMI_COMMAND,
+        help=SEMI_HELP,
+        description=SEMI_HELP + ". `densemtl semi fit --help` lists every option.",
+    )
+    semi_sub = semi.add_subparsers(dest="semi_command", metavar="ACTION", required=True)
+    for name, text in LIGHTNING_SUBCOMMANDS.items():
+        semi_sub.add_parser(name, help=text.replace("LightningCLI", "semi-supervised LightningCLI"))
     for name, (module, text) in TOOLS.items():
         tool = sub.add_parser(name, help=text, description=text)
         tool.set_defaults(_module=module, _run="run")
@@ -111,15 +139,48 @@ def _add_tool_arguments(parser: argparse.ArgumentParser, module: str, function: 
         parser.set_defaults(_unavailable=str(exc))
 
 
+def _run_lightning(argv: Sequence[str] | None, semi: bool = False) -> None:
+    try:
+        build_cli(argv, semi=semi)
+    except argparse.ArgumentError as exc:
+        text = " ".join(str(exc).split())
+        # LightningCLI applies a --ckpt_path's hyper-parameters to the model: a semi run's have
+        # options the supervised CLI does not know.
+        if not semi and any(f"'{option}'" in text for option in _semi_only_options()):
+            text += f"; semi-supervised configs and checkpoints need `densemtl {SEMI_COMMAND} ...`"
+        raise DenseMTLError(f"bad configuration: {text}") from None
+
+
+def _semi_only_options() -> list[str]:
+    import inspect
+
+    from densemtl.data.datamodule import DenseDataModule
+    from densemtl.module import DenseMTLModule
+    from densemtl.semi import SemiDataModule, SemiSupervisedModule
+
+    options = []
+    for key, semi_class, base in (
+        ("model", SemiSupervisedModule, DenseMTLModule),
+        ("data", SemiDataModule, DenseDataModule),
+    ):
+        extra = set(inspect.signature(semi_class).parameters) - set(inspect.signature(base).parameters)
+        options += [f"{key}.{name}" for name in sorted(extra - {"args", "kwargs"})]
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
-            try:
-                build_cli(None if from_process else argv)
-            except argparse.ArgumentError as exc:
-                raise DenseMTLError(f"bad configuration: {' '.join(str(exc).split())}") from None
+            _run_lightning(None if from_process else argv)
+            return 0
+        if len(argv) > 1 and argv[0] == SEMI_COMMAND and argv[1] in LIGHTNING_SUBCOMMANDS:
+            # sys.argv keeps "semi" (DDP relaunches the same command line), so the CLI gets the rest
+            # explicitly; LightningCLI's warning about args given beside sys.argv is meant for that.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+                _run_lightning(argv[1:], semi=True)
             return 0
         args = build_parser().parse_args(argv)
         if not getattr(args, "_module", None):

@@ -131,6 +131,24 @@ class DenseMTLModule(L.LightningModule):
             for part in parts:
                 part.set_class_counts(counts)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Load a mean-teacher checkpoint (``densemtl semi``) into this plain module.
+
+        Its ``teacher.*`` weights replace ``net.*`` when the run evaluated with the teacher
+        (``evaluate_teacher``, the default: the validated, "best" model), else they are dropped.
+        Lightning calls this before ``load_state_dict``; :func:`densemtl.checkpoint.load_module` too.
+        """
+        state = checkpoint.get("state_dict", {})
+        if hasattr(self, "teacher") or not any(k.startswith("teacher.") for k in state):
+            return
+        use_teacher = checkpoint.get("hyper_parameters", {}).get("evaluate_teacher", True)
+        keep = "teacher." if use_teacher else "net."
+        checkpoint["state_dict"] = {
+            ("net." + k[len(keep) :] if k.startswith(keep) else k): v
+            for k, v in state.items()
+            if not k.startswith(("net.", "teacher.")) or k.startswith(keep)
+        }
+
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)

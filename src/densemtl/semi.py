@@ -15,8 +15,17 @@ Valpola 2017) produces
 ``L = weighting(supervised terms) + ramp * (w_u (L_mix_seg + w_ud L_mix_depth) + w_c L_coloraug)``.
 
 :class:`SemiDataModule` splits the training set into ``labelled_fraction`` labelled images and the
-rest without labels. ``python -m densemtl.semi`` runs the supervised-only vs semi-supervised
-comparison on the synthetic scenes and writes a table.
+rest without labels. ``densemtl semi fit|validate|test`` trains / evaluates them through the
+LightningCLI (every supervised config works, plus ``--model.ema_decay``,
+``--data.labelled_fraction``, ...); ``python -m densemtl.semi`` runs the supervised-only vs
+semi-supervised comparison on the synthetic scenes and writes a table.
+
+A semi-supervised checkpoint also loads into a plain :class:`DenseMTLModule` (``densemtl predict``,
+``export``, ``distill``, ``Trainer.test`` from Python): it then holds the teacher's weights when
+``evaluate_teacher`` (the model that was validated), else the student's
+(:meth:`DenseMTLModule.on_load_checkpoint`). ``densemtl test --ckpt_path`` refuses it, as
+LightningCLI re-applies the checkpoint's hyper-parameters (semi options included) to the
+supervised model: use ``densemtl semi test``.
 """
 
 from __future__ import annotations
@@ -101,6 +110,14 @@ class SemiSupervisedModule(DenseMTLModule):
             p.requires_grad_(False)
         self.affinemix = AffineMix(**dict(affinemix or {}))
         self.coloraug = ColorAug(**dict(coloraug or {}))
+        self._ema_step = 0  # the global step of the last teacher update
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A supervised checkpoint (no ``teacher.*``) starts the teacher as a copy of its model."""
+        state = checkpoint.get("state_dict", {})
+        if not any(k.startswith("teacher.") for k in state):
+            state.update({"teacher." + k[4:]: v for k, v in list(state.items()) if k.startswith("net.")})
+        super().on_load_checkpoint(checkpoint)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.training and self.hparams.evaluate_teacher:
@@ -178,8 +195,14 @@ class SemiSupervisedModule(DenseMTLModule):
         self.log_dict({f"train/loss_{t}": v.detach() for t, v in {**losses, **extra}.items()}, batch_size=n)
         return total
 
+    def on_train_start(self) -> None:
+        self._ema_step = self.global_step  # 0, or the resumed step
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = self.global_step
+        if step == self._ema_step:  # no optimiser step in this batch (gradient accumulation)
+            return
+        self._ema_step = step
         decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
         ema_update(self.teacher, self.net, decay)
 
@@ -233,6 +256,19 @@ class SemiDataModule(DenseDataModule):
         full = self.split_dataset("train")
         labelled, unlabelled = split_labelled(len(full), self.labelled_fraction, self.split_seed)  # type: ignore[arg-type]
         return Subset(full, labelled), _Unlabelled(Subset(full, unlabelled))
+
+    def class_pixel_counts(self, num_classes: int, max_samples: int = 2000) -> torch.Tensor:
+        """Class frequencies (for class-weighted losses) of the labelled images only: the others'
+        labels are not supposed to be known."""
+        labelled, _ = self._parts()
+        counts = torch.zeros(num_classes, dtype=torch.float64)
+        step = max(len(labelled) // max_samples, 1)  # type: ignore[arg-type]
+        for index in range(0, len(labelled), step):  # type: ignore[arg-type]
+            label = labelled[index].get("semseg")
+            if label is not None:
+                label = label[label != IGNORE_INDEX]
+                counts += torch.bincount(label.flatten(), minlength=num_classes)[:num_classes].double()
+        return counts
 
     def _make(self, dataset: Dataset, batch_size: int) -> DataLoader:
         import functools

@@ -8,9 +8,15 @@ Learned task weights ``w_i`` (init 1, renormalised to sum to K): the training lo
 Implemented with automatic optimisation: ``forward`` computes ``grad_w L_grad`` with
 ``torch.autograd.grad`` and returns ``sum_i sg(w_i) L_i + sum_i w_i sg(grad_{w_i} L_grad)``, so the
 optimiser step gives the network the weighted-loss gradient and the weights the GradNorm gradient.
-Needs :meth:`attach` (the model). Under DDP each rank computes ``G_i`` on its own batch and the
-weight gradients are averaged by DDP like any other. Non-task terms are added unweighted.
+Needs :meth:`attach` (the model). Non-task terms are added unweighted.
 alpha: 1.5 (NYU in the paper); XTasC-Net uses 0.16.
+
+Under DDP (``sync=True``, the default) the per-task gradients on ``W`` and the losses are averaged
+over the processes before ``G_i``, ``r_i`` and ``L_i(0)`` are computed, so the weights get the
+GradNorm gradient of the global batch, the same on every process (one all-reduce of
+``K * |W| + K`` floats per step). ``sync=False`` computes them on each process's own batch and lets
+DDP average the weight gradients: cheaper, but the norm of a mean is not the mean of the norms, so
+the result then depends on the number of processes.
 """
 
 from __future__ import annotations
@@ -21,15 +27,16 @@ import torch
 from torch import nn
 
 from densemtl.weighting import WEIGHTINGS
-from densemtl.weighting._shared import last_shared_layer
+from densemtl.weighting._shared import average_over_processes_, last_shared_layer
 
 
 @WEIGHTINGS.register("gradnorm")
 class GradNorm(nn.Module):
-    def __init__(self, tasks: Sequence[str], alpha: float = 1.5) -> None:
+    def __init__(self, tasks: Sequence[str], alpha: float = 1.5, sync: bool = True) -> None:
         super().__init__()
         self.tasks = list(tasks)
         self.alpha = float(alpha)
+        self.sync = sync
         self.task_weights = nn.Parameter(torch.ones(len(self.tasks)))
         self.register_buffer("initial", torch.zeros(len(self.tasks)))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
@@ -53,20 +60,25 @@ class GradNorm(nn.Module):
             return total
         if self._layer is None:
             raise RuntimeError("gradnorm needs the model: call weighting.attach(model) first")
-        if not bool(self.initialised):
-            self.initial.copy_(task_losses.detach())
-            self.initialised.fill_(True)
-        norms = []
+        grads = []
         for i in range(k):
             g = torch.autograd.grad(task_losses[i], self._layer, retain_graph=True, allow_unused=True)
-            g = (
-                torch.cat([x.flatten() for x in g if x is not None])
-                if any(x is not None for x in g)
-                else None
+            grads.append(
+                torch.cat(
+                    [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, self._layer)]
+                )
             )
-            norms.append(g.norm() if g is not None else task_losses.new_zeros(()))
-        norms_t = w * torch.stack(norms).detach()  # G_i = w_i ||grad L_i||
-        ratio = task_losses.detach() / self.initial.clamp_min(1e-12)
+        # one all-reduce for the [K, |W|] gradients and the K losses
+        stats = torch.cat([torch.stack(grads).float().flatten(), task_losses.detach().float()])
+        if self.sync:
+            average_over_processes_(stats)
+        grads_t, losses_t = stats[:-k].view(k, -1), stats[-k:]
+        if not bool(self.initialised):
+            self.initial.copy_(losses_t)
+            self.initialised.fill_(True)
+        norms = grads_t.norm(dim=1)
+        norms_t = w * norms.to(w.dtype)  # G_i = w_i ||grad L_i||
+        ratio = losses_t.to(w.dtype) / self.initial.clamp_min(1e-12)
         ratio = ratio / ratio.mean()
         target = (norms_t.mean() * ratio**self.alpha).detach()
         grad_loss = (norms_t - target).abs().sum()

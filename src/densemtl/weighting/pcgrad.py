@@ -6,10 +6,17 @@ gradient is the sum of the projected ones. Task-specific parameters get the plai
 
 Works with automatic optimisation: ``forward`` computes the per-task shared gradients with
 ``torch.autograd.grad`` and returns ``sum_i L_i + sum_p <sg(g_pc - g_sum)_p, p>``, whose gradient
-on the shared parameters is exactly ``g_pc``. Needs :meth:`attach`. Under DDP the projection is
-done per rank on the local gradients and the results are averaged by DDP (as LibMTL does).
-Non-task terms (an architecture's extra losses) are treated as part of their task
-(``"depth:transfer"`` belongs to ``depth``). Costs one extra backward per task.
+on the shared parameters is exactly ``g_pc``. Needs :meth:`attach`. Non-task terms (an
+architecture's extra losses) are treated as part of their task (``"depth:transfer"`` belongs to
+``depth``). Costs one extra backward per task.
+
+Under DDP (``sync=True``, the default) the per-task shared gradients are averaged over the
+processes before the projection (one all-reduce of ``K * |shared|`` floats per step): every
+process then adds the same correction ``g_pc(G) - sum_i G_i`` of the global-batch gradients ``G``,
+and DDP's average of ``sum_i g_i + correction`` is exactly the PCGrad gradient of the global batch.
+``sync=False`` projects each process's own gradients and lets DDP average the results: no extra
+communication, but a different method (conflicts are judged on per-process batches), whose result
+depends on the number of processes.
 """
 
 from __future__ import annotations
@@ -20,14 +27,15 @@ import torch
 from torch import nn
 
 from densemtl.weighting import WEIGHTINGS
-from densemtl.weighting._shared import shared_parameters
+from densemtl.weighting._shared import average_over_processes_, shared_parameters
 
 
 @WEIGHTINGS.register("pcgrad")
 class PCGrad(nn.Module):
-    def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
+    def __init__(self, tasks: Sequence[str], seed: int = 0, sync: bool = True) -> None:
         super().__init__()
         self.tasks = list(tasks)
+        self.sync = sync
         self._shared: list[nn.Parameter] | None = None
         self._gen = torch.Generator().manual_seed(seed)
 
@@ -70,6 +78,9 @@ class PCGrad(nn.Module):
                 )
             )
         grads = torch.stack(flat)
+        if self.sync:
+            # same seed on every process, so the random task orders agree as well
+            average_over_processes_(grads)
         correction = self.project(grads, self._gen) - grads.sum(0)
         surrogate, offset = total.new_zeros(()), 0
         for p in self._shared:
