@@ -179,6 +179,24 @@ def resnet_stage(encoder: nn.Module, index: int, x: torch.Tensor) -> torch.Tenso
     return getattr(encoder, f"layer{index}")(x)
 
 
+def forward_task_stages(
+    encoders: nn.ModuleDict, x: torch.Tensor, mixers: nn.ModuleDict
+) -> dict[str, torch.Tensor]:
+    """One ResNet encoder per task, run stage by stage on ``x``, task features mixed between stages.
+
+    After each stage of :data:`RESNET_STAGES` that names a module in ``mixers``, that module maps
+    the ``{task: features}`` dict to the mixed one (cross-stitch units, NDDR layers); the forward of
+    Vandenhende et al.'s ``models/cross_stitch.py`` and ``models/nddr_cnn.py``. Returns the last
+    stage's features per task.
+    """
+    feats = {t: x for t in encoders}
+    for i, stage in enumerate(RESNET_STAGES):
+        feats = {t: resnet_stage(encoder, i, feats[t]) for t, encoder in encoders.items()}
+        if stage in mixers:
+            feats = mixers[stage](feats)
+    return feats
+
+
 def encoder_spec(backbone: str | Mapping[str, Any] | None) -> str | dict[str, Any]:
     """The backbone spec with seed-002 defaults: ``None`` -> dilated ResNet-50 (output stride 8)."""
     if backbone is None:

@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import RESNET_STAGES, DeepLabHead, encoder_spec, resnet_stage, resnet_stage_channels
+from densemtl.models.aspp import (
+    RESNET_STAGES,
+    DeepLabHead,
+    encoder_spec,
+    forward_task_stages,
+    resnet_stage_channels,
+)
 from densemtl.models.base import MultiTaskModel
 
 
@@ -73,9 +79,5 @@ class CrossStitchNetwork(MultiTaskModel):
         )
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = {t: x for t in self.tasks}
-        for i, stage in enumerate(RESNET_STAGES):
-            feats = {t: resnet_stage(self.encoders[t], i, feats[t]) for t in self.tasks}
-            if stage in self.units:
-                feats = self.units[stage](feats)
+        feats = forward_task_stages(self.encoders, x, self.units)
         return {t: self.heads[t](feats[t]) for t in self.tasks}

@@ -1,4 +1,5 @@
-"""MTAN, Multi-Task Attention Network (Liu, Johns & Davison, CVPR 2019), on a dilated ResNet-50.
+"""MTAN, Multi-Task Attention Network (Liu, Johns & Davison, CVPR 2019), on a dilated ResNet-50
+(ResNet-18/34 work too, with BasicBlock refinement blocks: our extension for small CPU runs).
 
 Follows the ResNet version of MTAN (Liu's ``MTANDeepLabv3`` in auto-lambda / Vandenhende et al.'s
 ``models/mtan.py``): a shared ResNet; at each of ``layer1`` .. ``layer4`` a task attention module
@@ -27,7 +28,7 @@ from torch import nn
 
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.aspp import DeepLabHead, encoder_spec, resnet_stage, resnet_stage_channels
-from densemtl.models.backbones.resnet import Bottleneck
+from densemtl.models.backbones.resnet import BasicBlock, Bottleneck
 from densemtl.models.base import MultiTaskModel
 
 
@@ -43,12 +44,15 @@ class AttentionLayer(nn.Sequential):
         )
 
 
-def refinement_block(in_channels: int, out_channels: int) -> Bottleneck:
-    """One ResNet bottleneck ``in -> out`` (width ``out/4``) with a 1x1 conv-BN shortcut."""
+def refinement_block(in_channels: int, out_channels: int, bottleneck: bool = True) -> nn.Module:
+    """One ResNet block ``in -> out`` with a 1x1 conv-BN shortcut: a bottleneck (width ``out/4``) on
+    ResNet-50/101, as the reference; a BasicBlock on ResNet-18/34 (an extension, same role)."""
     shortcut = nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
     )
-    return Bottleneck(in_channels, out_channels // 4, downsample=shortcut)
+    if bottleneck:
+        return Bottleneck(in_channels, out_channels // 4, downsample=shortcut)
+    return BasicBlock(in_channels, out_channels, downsample=shortcut)
 
 
 @MODELS.register("mtan")
@@ -68,8 +72,9 @@ class MTAN(MultiTaskModel):
             raise ValueError(f"mtan: fusion must be 'add' or 'concat', got {fusion!r}")
         self.fusion = fusion
         self.encoder = build_encoder(encoder_spec(backbone))
-        if not hasattr(self.encoder, "layer4") or not isinstance(self.encoder.layer4[-1], Bottleneck):
-            raise ValueError("mtan needs a bottleneck ResNet encoder (resnet50 / resnet101)")
+        if not hasattr(self.encoder, "layer4"):
+            raise ValueError("mtan needs a ResNet encoder (resnet18 / 34 / 50 / 101)")
+        bottleneck = isinstance(self.encoder.layer4[-1], Bottleneck)
         ch = resnet_stage_channels(self.encoder)[1:]
         self.attention = nn.ModuleDict(
             {
@@ -80,7 +85,9 @@ class MTAN(MultiTaskModel):
                 for t in self.tasks
             }
         )
-        self.refine = nn.ModuleList(refinement_block(ch[i], ch[i + 1]) for i in range(len(ch) - 1))
+        self.refine = nn.ModuleList(
+            refinement_block(ch[i], ch[i + 1], bottleneck) for i in range(len(ch) - 1)
+        )
         self.heads = nn.ModuleDict({t: DeepLabHead(ch[-1], c, aspp_rates) for t, c in self.tasks.items()})
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,19 +1,31 @@
 """MTI-Net (Vandenhende, Georgoulis & Van Gool, ECCV 2020), as in Multi-Task-Learning-PyTorch
 ``models/mti_net.py``, on the four feature levels of a dilated ResNet-50.
 
-Per scale ``k`` (deepest first): initial task predictions (two BasicBlocks on the scale's features,
-concatenated from scale ``k-1`` on with the task features propagated from the deeper scale, and a 1x1
-decoder; deep-supervised in training as ``"<task>:scale_k"``); a feature propagation module (FPM:
-task-attention over the concatenated task features, a BasicBlock reduction and per-task SE) passes
-them to the next finer scale; multi-modal distillation (``SABlock``) per scale; each task's head
-upsamples the distilled features of all scales to the finest one, concatenates them and predicts
-with 1x1 conv + BN + ReLU + 1x1 conv (HRNet head).
+Per scale ``k`` (deepest first): initial predictions of every auxiliary task (two BasicBlocks on the
+scale's features, concatenated from scale ``k-1`` on with the task features propagated from the
+deeper scale, and a 1x1 decoder; deep-supervised in training as ``"<task>:scale_k"``); a feature
+propagation module (FPM: task-attention over the concatenated task features, a BasicBlock reduction
+and per-task SE) passes them to the next finer scale; multi-modal distillation (``SABlock``, each main
+task from every other auxiliary task) per scale; each main task's head upsamples the distilled
+features of all scales to the finest one, concatenates them and predicts with 1x1 conv + BN + ReLU +
+1x1 conv (HRNet head). The auxiliary tasks are the main tasks plus ``auxiliary_tasks``
+(``mti_net.yml``: none; ``mti_net+edges_normals.yml``: edge and normals).
 
-MTI-Net was designed for HRNet-W18 (widths 18/36/72/144); on ResNet-50's 256/512/1024/2048 levels the
-FPM and distillation blocks would cost hundreds of millions of parameters, so ``channels`` adapts
-each level with a 1x1 conv + BN + ReLU first. With the default ``channels=(64, 128, 256, 512)``
-(ResNet-18 widths, i.e. ResNet-50 / 4) the model has 84,246,141 parameters = 80.34 Mi for 40 classes
-+ depth (seed table 81.8 Mi, -1.8%; the widths are our choice, see docs/methods.md, seed 002).
+MTI-Net was designed for HRNet-W18 (widths 18/36/72/144); on ResNet-50's 256/512/1024/2048 levels
+the model would have 971,619,533 parameters (927 Mi, ``channels=None``), so ``channels`` adapts each
+level with a 1x1 conv + BN + ReLU first; the reference has no ResNet version, the widths are our
+choice. Counts for 40 classes + depth (seed table 81.8 Mi):
+
+=========================================================  ===========  ======  =======
+configuration                                              params       Mi      vs 81.8
+=========================================================  ===========  ======  =======
+``channels=(64, 128, 256, 512)`` (ResNet-50 / 4), default  84,246,141   80.34   -1.8%
+same + ``auxiliary_tasks=("edge", "normals")``             163,311,741  155.75  +90%
+``channels=(48, 96, 192, 384)`` (HRNet-W48 widths)         57,956,385   55.27   -32%
+same + edge + normals                                      102,436,261  97.69   +19%
+=========================================================  ===========  ======  =======
+
+No faithful configuration lands within 1.5% of 81.8 Mi (docs/methods.md, seed 002);
 ``channels=None`` uses the raw levels.
 """
 
@@ -29,7 +41,13 @@ from torch import nn
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.aspp import SEBlock, encoder_spec
 from densemtl.models.base import MultiTaskModel, conv_bn_relu
-from densemtl.models.pad_net import InitialTaskPrediction, MultiModalDistillation, basic_block
+from densemtl.models.pad_net import (
+    AuxiliarySupervision,
+    InitialTaskPrediction,
+    MultiModalDistillation,
+    basic_block,
+    resolve_auxiliary_tasks,
+)
 
 
 class FeaturePropagation(nn.Module):
@@ -86,17 +104,28 @@ def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register("mti_net")
-class MTINet(MultiTaskModel):
-    """Multi-scale initial predictions, feature propagation, per-scale distillation, HRNet-style heads."""
+class MTINet(AuxiliarySupervision, MultiTaskModel):
+    """Multi-scale initial predictions, feature propagation, per-scale distillation, HRNet-style heads.
+
+    Args:
+        tasks: main tasks -> output channels.
+        backbone: encoder spec (default: dilated ResNet-50, output stride 8).
+        channels: per-level widths the encoder levels are adapted to (``None``: the raw levels).
+        auxiliary_tasks: extra auxiliary tasks (``"edge"``, ``"normals"`` or name -> channels), as in
+            Vandenhende's ``mti_net+edges_normals.yml``: they get initial predictions at every scale,
+            take part in the FPM and feed every main task's distillation, but have no final head.
+    """
 
     def __init__(
         self,
         tasks: Mapping[str, int],
         backbone: str | Mapping[str, Any] | None = None,
         channels: Sequence[int] | None = (64, 128, 256, 512),
+        auxiliary_tasks: str | Sequence[str] | Mapping[str, int] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, **kwargs)
+        self.auxiliary_tasks = resolve_auxiliary_tasks(self.tasks, auxiliary_tasks)
         self.encoder = build_encoder(encoder_spec(backbone))
         levels = [info["num_chs"] for info in self.encoder.feature_info]
         if channels is None:
@@ -107,16 +136,16 @@ class MTINet(MultiTaskModel):
             if len(ch) != len(levels):
                 raise ValueError(f"mti_net: need {len(levels)} channels (one per encoder level), got {ch}")
             self.adapters = nn.ModuleList(conv_bn_relu(a, b, 1) for a, b in zip(levels, ch))
-        names = list(self.tasks)
+        names = list(self.auxiliary_tasks)
         last = len(ch) - 1
         self.initial = nn.ModuleList(
-            InitialTaskPrediction(self.tasks, ch[k] if k == last else ch[k] + ch[k + 1], ch[k])
+            InitialTaskPrediction(self.auxiliary_tasks, ch[k] if k == last else ch[k] + ch[k + 1], ch[k])
             for k in range(len(ch))
         )
         self.fpm = nn.ModuleList(
             FeaturePropagation(names, ch[k]) for k in range(1, len(ch))
         )  # fpm[k-1]: scale k
-        self.distillation = nn.ModuleList(MultiModalDistillation(names, c) for c in ch)
+        self.distillation = nn.ModuleList(MultiModalDistillation(list(self.tasks), c, names) for c in ch)
         self.heads = nn.ModuleDict({t: HighResolutionHead(ch, c) for t, c in self.tasks.items()})
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -129,10 +158,11 @@ class MTINet(MultiTaskModel):
         propagated: dict[str, torch.Tensor] | None = None
         for k in range(last, -1, -1):
             if propagated is None:
-                inputs = {t: levels[k] for t in self.tasks}
+                inputs = {t: levels[k] for t in self.auxiliary_tasks}
             else:
                 inputs = {
-                    t: torch.cat([levels[k], _resize(propagated[t], levels[k])], dim=1) for t in self.tasks
+                    t: torch.cat([levels[k], _resize(propagated[t], levels[k])], dim=1)
+                    for t in self.auxiliary_tasks
                 }
             feats[k], preds[k] = self.initial[k](inputs)
             if k > 0:
