@@ -66,6 +66,26 @@ def test_onnx_parity_static(tmp_path: Path) -> None:
     assert max(diffs.values()) <= 1e-4, diffs
 
 
+def test_mt_refinenet_onnx_graph_keeps_relu6_fusable(tmp_path: Path) -> None:
+    """``for_onnx`` changes no number, and every exported ReLU6 (``Clip``) follows a ``Conv``: a clip
+    after an ``Add`` has no NCHWc kernel in ONNX Runtime and forces layout reorders (export.py)."""
+    import onnx
+
+    model = realistic_model({"semseg": 40, "depth": 1})
+    x = torch.rand(1, 3, *SIZE)
+    with torch.no_grad():
+        original, rewritten = model(x), model.for_onnx()(x)
+    assert all(torch.equal(original[t], rewritten[t]) for t in original)
+    assert sum(p.numel() for p in model.parameters()) == 3_070_057  # the model itself is untouched
+    path = tmp_path / "m.onnx"
+    export.export_onnx(model, path, SIZE)
+    graph = onnx.load(str(path)).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    decoder_clips = [n for n in graph.node if n.op_type == "Clip" and n.name.startswith("/model/relu")]
+    assert len(decoder_clips) == 4  # relu6(conv + conv [+ x]) at 1/32 .. 1/4
+    assert all(producer.get(node.input[0]) == "Conv" for node in decoder_clips)
+
+
 def test_onnx_parity_dynamic_three_tasks(tmp_path: Path) -> None:
     model = realistic_model({"semseg": 6, "depth": 1, "normals": 3})
     path = tmp_path / "m.onnx"

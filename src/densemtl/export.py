@@ -87,7 +87,13 @@ def load_for_export(
 def export_onnx(
     model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), dynamic: bool = False
 ) -> list[str]:
-    """Write ``model`` as ONNX to ``path``; returns the output names (the tasks)."""
+    """Write ``model`` as ONNX to ``path``; returns the output names (the tasks).
+
+    A model with a ``for_onnx()`` method is exported through the copy it returns: the same
+    function rewritten for ONNX Runtime's kernels (e.g. ``mt_refinenet``'s decoder activations).
+    """
+    if hasattr(model, "for_onnx"):
+        model = model.for_onnx()
     wrapper = ExportWrapper(model)
     names = wrapper.task_names
     path = Path(path)

@@ -103,6 +103,30 @@ def test_backward() -> None:
     assert model.heads["depth"].predict.weight.grad is not None
 
 
+def test_scratch_init_keeps_the_signal() -> None:
+    """``init="kaiming"``: CRP blocks and head depthwise convs start as the identity, the decoder's
+    ReLU6 units do not saturate and the heads see the decoder's signal; with the authors' N(0, 0.01)
+    init the heads' inputs are ~100x smaller (why it barely trains from scratch)."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 256, 6, 8)
+    head_input_std, saturated = {}, {}
+    for init in ("kaiming", "authors"):
+        model = build_model("mt_refinenet", tasks={"semseg": 4, "depth": 1}, init=init).train()
+        if init == "kaiming":
+            assert torch.equal(model.crp2(x), x) and torch.equal(model.crp1(x), x)
+            assert torch.equal(model.heads["semseg"].pre(x), x)
+        relu_outputs, head_inputs = [], []
+        model.relu.register_forward_hook(lambda m, i, o, acc=relu_outputs: acc.append(o))
+        model.heads["semseg"].act.register_forward_hook(lambda m, i, o, acc=head_inputs: acc.append(o))
+        with torch.no_grad():
+            model(torch.rand(2, 3, 96, 128))
+        saturated[init] = max(float((o >= 6).float().mean()) for o in relu_outputs)
+        head_input_std[init] = float(head_inputs[0].std())
+    assert saturated["kaiming"] < 0.05
+    assert head_input_std["kaiming"] > 0.1
+    assert head_input_std["kaiming"] > 50 * head_input_std["authors"]
+
+
 def _random_torchvision_state() -> dict[str, torch.Tensor]:
     """A randomly initialised torchvision-layout MobileNet-v2 with non-trivial BN statistics."""
     torch.manual_seed(0)
