@@ -16,11 +16,20 @@ ONNX uses the TorchScript-based exporter (``dynamo=False``, opset 17; the dynamo
 ``onnxscript`` package). After writing an ONNX file, the command checks it with ONNX Runtime on a
 random image against PyTorch and prints the max abs difference per output (``--no-check`` skips it).
 TorchScript files are traced and frozen (``torch.jit.freeze``): load them with ``torch.jit.load``.
+
+``--int8`` (ONNX only) also writes ``<out stem>_int8.onnx``: static int8 quantisation by ONNX
+Runtime's own quantiser (QDQ format, per-channel int8 weights, uint8 activations, min-max
+calibration) on ``--calibration-count`` images of ``--calibration-images``, resized to ``--size``
+as ``densemtl predict`` resizes. It changes the numerics, so measure its accuracy on a test set
+before deploying it: ``densemtl predict --onnx`` runs either file, and ``densemtl evaluate``
+scores the predictions (docs/benchmarks.md, "int8" rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,7 @@ __all__ = [
     "export_torchscript",
     "load_for_export",
     "onnx_parity",
+    "quantize_onnx_int8",
     "run",
 ]
 
@@ -162,6 +172,57 @@ def onnx_parity(
     return {n: float(np.abs(r.numpy() - g).max()) for n, r, g in zip(wrapper.task_names, ref, got)}
 
 
+def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Sequence[np.ndarray]) -> Path:
+    """Static int8 quantisation of the fp32 ONNX file ``src`` into ``dst`` (ONNX Runtime's quantiser).
+
+    ``calibration``: ``[1, 3, H, W]`` float32 images at the graph's input size, as the model sees
+    them at inference. QDQ format with per-channel symmetric int8 weights and uint8 activations;
+    ONNX Runtime fuses the QDQ pairs into integer convolutions on CPU.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ConfigError("int8 quantisation needs at least one calibration image")
+
+    class _Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._feeds = iter([{"image": np.ascontiguousarray(x, dtype=np.float32)} for x in calibration])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._feeds, None)
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = (
+            Path(tmp) / "prepared.onnx"
+        )  # shapes inferred and graph simplified, as the quantiser advises
+        quant_pre_process(str(src), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(dst),
+            _Images(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    return dst
+
+
+def calibration_images(folder: str | Path, size: tuple[int, int], count: int = 32) -> list[np.ndarray]:
+    """Up to ``count`` images of ``folder`` (sorted, evenly spaced) as ``[1, 3, H, W]`` model inputs."""
+    from densemtl.data import io
+    from densemtl.predict import list_images, prepare_image
+
+    paths = list_images(Path(folder))
+    if count < 1:
+        raise ConfigError(f"--calibration-count must be >= 1, got {count}")
+    step = max(1, len(paths) // count)
+    return [prepare_image(io.read_image(p), size).numpy() for p in paths[::step][:count]]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--ckpt", help="training checkpoint (densemtl fit / demo)")
@@ -177,6 +238,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--dynamic", action="store_true", help="ONNX: free batch / height / width axes")
     parser.add_argument("--no-check", action="store_true", help="ONNX: skip the ONNX Runtime parity check")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="ONNX: also write <out stem>_int8.onnx, statically quantised on --calibration-images",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        default=None,
+        help="--int8: an image or folder of images representative of the deployment data",
+    )
+    parser.add_argument(
+        "--calibration-count", type=int, default=32, help="--int8: images used for calibration (default 32)"
+    )
     return parser
 
 
@@ -185,6 +259,11 @@ def run(args: argparse.Namespace) -> int:
 
     model, train_size = load_for_export(args.ckpt, args.model, args.num_classes, args.tasks)
     size = parse_size(args.size) if args.size else (train_size or (480, 640))
+    if getattr(args, "int8", False):
+        if args.format != "onnx" or args.dynamic:
+            raise ConfigError("--int8 needs --format onnx with a fixed --size (no --dynamic)")
+        if not args.calibration_images:
+            raise ConfigError("--int8 needs --calibration-images (a folder of representative images)")
     if args.format == "onnx":
         names = export_onnx(model, args.out, size, dynamic=args.dynamic)
         print(
@@ -195,6 +274,17 @@ def run(args: argparse.Namespace) -> int:
             diffs = onnx_parity(model, args.out, size)
             print(
                 "ONNX Runtime vs PyTorch max abs diff: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+            )
+        if getattr(args, "int8", False):
+            images = calibration_images(args.calibration_images, size, args.calibration_count)
+            int8_path = quantize_onnx_int8(
+                args.out, Path(args.out).with_name(Path(args.out).stem + "_int8.onnx"), images
+            )
+            diffs = onnx_parity(model, int8_path, size)
+            print(
+                f"wrote {int8_path} (int8, calibrated on {len(images)} image(s)); max abs diff vs fp32 "
+                "PyTorch on a random image (expected to be large; score it on a test set): "
+                + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
             )
     else:
         export_torchscript(model, args.out, size)

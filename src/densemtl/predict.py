@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inference size HxW (default: the training size stored in the checkpoint)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--onnx",
+        default=None,
+        metavar="FILE",
+        help="run this exported ONNX file (densemtl export, fp32 or --int8) with ONNX Runtime on CPU "
+        "instead of the checkpoint's network; --ckpt still gives classes and palette",
+    )
     parser.add_argument("--no-panel", action="store_true", help="skip the side-by-side panels")
     parser.add_argument(
         "--pointcloud",
@@ -110,6 +117,49 @@ def list_images(path: Path) -> list[Path]:
     raise DataError(path, "input not found")
 
 
+def prepare_image(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 RGB ``[H, W, 3]`` -> the model input ``[1, 3, *size]`` in [0, 1] (bilinear, antialiased down)."""
+    height = rgb.shape[0]
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255.0)[None]
+    if tuple(rgb.shape[:2]) != tuple(size):
+        image = F.interpolate(
+            image, size=size, mode="bilinear", align_corners=False, antialias=height > size[0]
+        )
+    return image
+
+
+class OnnxTasks:
+    """An exported ONNX file (``densemtl export``) behind the ``predict_tasks`` interface of the module."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        from densemtl.export import onnx_session
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(self.path, "ONNX file not found")
+        try:
+            self.session = onnx_session(self.path, threads)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise DataError(
+                self.path, f"not a loadable ONNX model ({' '.join(str(e).split())[:160]})"
+            ) from None
+        self.tasks = [o.name for o in self.session.get_outputs()]
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_size = (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
+
+    def to(self, device: str | torch.device) -> OnnxTasks:
+        if torch.device(device).type != "cpu":
+            raise DenseMTLError("--onnx runs on ONNX Runtime's CPU provider: use --device cpu")
+        return self
+
+    def eval(self) -> OnnxTasks:
+        return self
+
+    def predict_tasks(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = self.session.run(None, {"image": image.cpu().numpy()})
+        return {task: torch.from_numpy(out) for task, out in zip(self.tasks, outputs)}
+
+
 class Predictor:
     """Runs a trained model on uint8 RGB images of any size, returning numpy outputs at that size."""
 
@@ -121,11 +171,7 @@ class Predictor:
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         height, width = rgb.shape[:2]
-        image = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0)[None].to(self.device)
-        if (height, width) != self.size:
-            image = F.interpolate(
-                image, size=self.size, mode="bilinear", align_corners=False, antialias=height > self.size[0]
-            )
+        image = prepare_image(rgb, self.size).to(self.device)
         outputs = self.module.predict_tasks(image)
         result: dict[str, np.ndarray] = {}
         for task, out in outputs.items():
@@ -176,9 +222,23 @@ def run(args: argparse.Namespace) -> int:
     output_video = getattr(args, "output_video", None)
     if output_video and not is_video:
         raise DenseMTLError("--output-video needs a video --input")
+    runner: Any = module
+    if getattr(args, "onnx", None):
+        runner = OnnxTasks(args.onnx)
+        if set(runner.tasks) != set(module.tasks):
+            raise DataError(
+                Path(args.onnx),
+                f"outputs {runner.tasks} do not match the checkpoint's tasks {list(module.tasks)}",
+            )
+        if runner.fixed_size is not None:
+            if args.size and runner.fixed_size != size:
+                raise DenseMTLError(
+                    f"--size {args.size} differs from the ONNX file's fixed input size {runner.fixed_size}"
+                )
+            size = runner.fixed_size
     inputs, total = iterate_inputs(source, stride, getattr(args, "max_frames", None))
     out = Path(args.output)
-    predictor = Predictor(module, size, args.device)
+    predictor = Predictor(runner, size, args.device)
     writer = None
     if output_video:
         fps = video.probe(source).fps or 30  # some containers store no frame rate: assume 30
