@@ -120,3 +120,47 @@ def test_every_weighting_trains_a_real_model(name: str) -> None:
     total.backward()
     assert torch.isfinite(total)
     assert module.net.encoder.conv1.weight.grad is not None
+
+
+def test_training_logs_the_task_weights(tmp_path) -> None:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from densemtl.data.sample import collate
+    from densemtl.module import DenseMTLModule
+
+    module = DenseMTLModule(
+        model="hard_sharing",
+        num_classes=3,
+        weighting="uncertainty",
+        lr=0.05,
+        model_options={"backbone": "resnet18", "decoder_channels": 8},
+        log_images=0,
+    )
+    initial = module.weighting.weights()
+    g = torch.Generator().manual_seed(0)
+    samples = [
+        {
+            "image": torch.rand(3, 32, 32, generator=g),
+            "semseg": torch.randint(0, 3, (32, 32), generator=g),
+            "depth": torch.rand(1, 32, 32, generator=g) + 1,
+        }
+        for _ in range(4)
+    ]
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=DataLoader(samples, batch_size=2, collate_fn=collate))
+    logged = trainer.callback_metrics
+    weights = module.weighting.weights()
+    for task in TASKS:
+        # logged before the last optimiser step, so close to (not equal to) the final weights
+        assert float(logged[f"train/weight_{task}"]) == pytest.approx(weights[task], rel=0.05)
+        assert float(logged[f"train/weight_{task}"]) != pytest.approx(initial[task], rel=1e-3)

@@ -193,6 +193,12 @@ class DenseMTLModule(L.LightningModule):
         batch_size = batch["image"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/loss_{t}": v.detach() for t, v in losses.items()}, batch_size=batch_size)
+        # the task weights this step used: how DWA / GradNorm / uncertainty move them is what a
+        # weighting comparison needs to see
+        self.log_dict(
+            {f"train/weight_{t}": float(w) for t, w in self.weighting.weights().items()},
+            batch_size=batch_size,
+        )
         return total
 
     def _eval_step(
