@@ -195,9 +195,8 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Sequence[n
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = (
-            Path(tmp) / "prepared.onnx"
-        )  # shapes inferred and graph simplified, as the quantiser advises
+        # shapes inferred and the graph simplified first, as ORT's quantiser advises
+        prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))
         quantize_static(
             str(prepared),
@@ -216,9 +215,9 @@ def calibration_images(folder: str | Path, size: tuple[int, int], count: int = 3
     from densemtl.data import io
     from densemtl.predict import list_images, prepare_image
 
-    paths = list_images(Path(folder))
     if count < 1:
         raise ConfigError(f"--calibration-count must be >= 1, got {count}")
+    paths = list_images(Path(folder))
     step = max(1, len(paths) // count)
     return [prepare_image(io.read_image(p), size).numpy() for p in paths[::step][:count]]
 

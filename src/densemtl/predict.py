@@ -233,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
         if runner.fixed_size is not None:
             if args.size and runner.fixed_size != size:
                 raise DenseMTLError(
-                    f"--size {args.size} differs from the ONNX file's fixed input size {runner.fixed_size}"
+                    f"--size {args.size} differs from the ONNX file's fixed input size "
+                    f"{runner.fixed_size[0]}x{runner.fixed_size[1]}"
                 )
             size = runner.fixed_size
     inputs, total = iterate_inputs(source, stride, getattr(args, "max_frames", None))
