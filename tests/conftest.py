@@ -63,3 +63,20 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent")
     return SHARED
+
+
+def quiet_trainer(root: Path, max_steps: int, **options: object):  # -> lightning.Trainer
+    """A CPU Lightning Trainer for few-step tests: no logger, checkpoints, progress bar or validation."""
+    import lightning as L
+
+    return L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        limit_val_batches=0,
+        **options,
+    )

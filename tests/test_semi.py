@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from conftest import quiet_trainer
 from densemtl.data.sample import IGNORE_INDEX, collate
 from densemtl.semi import SemiSupervisedModule, _Unlabelled, ema_update, pseudo_labels, split_labelled
 
@@ -74,8 +75,6 @@ def _samples(n: int, h: int = 32, w: int = 32, seed: int = 0) -> list[dict]:
 
 @pytest.mark.parametrize("use_affinemix", [True, False])
 def test_tiny_end_to_end(tmp_path, use_affinemix: bool) -> None:
-    import lightning as L
-
     module = SemiSupervisedModule(
         model="hard_sharing",
         num_classes=3,
@@ -91,16 +90,7 @@ def test_tiny_end_to_end(tmp_path, use_affinemix: bool) -> None:
         "labelled": DataLoader(_samples(4), batch_size=2, collate_fn=collate),
         "unlabelled": DataLoader(_Unlabelled(_samples(4, seed=1)), batch_size=2, collate_fn=collate),
     }
-    trainer = L.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=2)
     trainer.fit(module, train_dataloaders=loaders)
     logged = trainer.callback_metrics
     assert "train/loss_semseg:unlabelled" in logged and "train/loss_depth:coloraug" in logged
@@ -269,8 +259,6 @@ def test_semi_module_loads_a_supervised_checkpoint() -> None:
 
 def test_teacher_updates_once_per_optimiser_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With gradient accumulation (2 batches per step) the EMA follows optimiser steps, not batches."""
-    import lightning as L
-
     from densemtl import semi
 
     decays: list[float] = []
@@ -292,17 +280,7 @@ def test_teacher_updates_once_per_optimiser_step(tmp_path: Path, monkeypatch: py
         "labelled": DataLoader(_samples(8), batch_size=2, collate_fn=collate),
         "unlabelled": DataLoader(_Unlabelled(_samples(8, seed=1)), batch_size=2, collate_fn=collate),
     }
-    trainer = L.Trainer(
-        max_steps=2,
-        accumulate_grad_batches=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=2, accumulate_grad_batches=2)
     trainer.fit(module, train_dataloaders=loaders)
     # 4 batches, 2 optimiser steps: updates after global steps 1 and 2 (warm-up decay (1+t)/(10+t))
     assert decays == pytest.approx([2 / 11, 3 / 12])

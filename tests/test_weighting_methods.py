@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import quiet_trainer
 from densemtl.weighting import WEIGHTINGS, build_weighting
 from densemtl.weighting.pcgrad import PCGrad
 
@@ -123,7 +124,6 @@ def test_every_weighting_trains_a_real_model(name: str) -> None:
 
 
 def test_training_logs_the_task_weights(tmp_path) -> None:
-    import lightning as L
     from torch.utils.data import DataLoader
 
     from densemtl.data.sample import collate
@@ -147,16 +147,7 @@ def test_training_logs_the_task_weights(tmp_path) -> None:
         }
         for _ in range(4)
     ]
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=3)
     trainer.fit(module, train_dataloaders=DataLoader(samples, batch_size=2, collate_fn=collate))
     logged = trainer.callback_metrics
     weights = module.weighting.weights()
