@@ -257,18 +257,11 @@ class SemiDataModule(DenseDataModule):
         labelled, unlabelled = split_labelled(len(full), self.labelled_fraction, self.split_seed)  # type: ignore[arg-type]
         return Subset(full, labelled), _Unlabelled(Subset(full, unlabelled))
 
-    def class_pixel_counts(self, num_classes: int, max_samples: int = 2000) -> torch.Tensor:
-        """Class frequencies (for class-weighted losses) of the labelled images only: the others'
-        labels are not supposed to be known."""
+    def labelled_train_dataset(self) -> Dataset:
+        """Only the labelled part: the other images' labels are not supposed to be known (class
+        weights are fitted on it)."""
         labelled, _ = self._parts()
-        counts = torch.zeros(num_classes, dtype=torch.float64)
-        step = max(len(labelled) // max_samples, 1)  # type: ignore[arg-type]
-        for index in range(0, len(labelled), step):  # type: ignore[arg-type]
-            label = labelled[index].get("semseg")
-            if label is not None:
-                label = label[label != IGNORE_INDEX]
-                counts += torch.bincount(label.flatten(), minlength=num_classes)[:num_classes].double()
-        return counts
+        return labelled
 
     def _make(self, dataset: Dataset, batch_size: int) -> DataLoader:
         import functools

@@ -171,9 +171,14 @@ class DenseDataModule(L.LightningDataModule):
             self._datasets[stage] = dataset
         return self._datasets[stage]
 
+    def labelled_train_dataset(self) -> Dataset:
+        """The training images whose labels may be used (all of them here; the semi-supervised
+        data module keeps only its labelled part)."""
+        return self.split_dataset("train")
+
     def class_pixel_counts(self, num_classes: int, max_samples: int = 2000) -> torch.Tensor:
-        """Labelled pixels per class over (up to ``max_samples`` of) the training split."""
-        dataset = self.split_dataset("train")
+        """Labelled pixels per class over (up to ``max_samples`` of) :meth:`labelled_train_dataset`."""
+        dataset = self.labelled_train_dataset()
         counts = torch.zeros(num_classes, dtype=torch.float64)
         step = max(len(dataset) // max_samples, 1)
         for index in range(0, len(dataset), step):
