@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from densemtl.data.folder import write_metadata, write_sample
+from densemtl.data.datasets.folder import write_metadata, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -21,9 +21,9 @@ from densemtl.data.check import (
     run_convert,
 )
 from densemtl.data.datasets import build_dataset
-from densemtl.data.folder import FolderDataset
-from densemtl.data.real_examples import write_example
+from densemtl.data.datasets.folder import FolderDataset
 from densemtl.errors import DenseMTLError
+from fixtures.real_formats import write_example
 
 SIZE = (24, 32)
 

@@ -411,7 +411,7 @@ def test_interrupted_render_dataset_is_redone(tmp_path, monkeypatch) -> None:
 
 
 def test_folder_dataset_reads_rendered_data(tmp_path) -> None:
-    from densemtl.data.folder import FolderDataset
+    from densemtl.data.datasets.folder import FolderDataset
 
     root = render_dataset(tmp_path / "synth", num_images=10, height=24, width=32, workers=1, progress=False)
     ds = FolderDataset(root, split="train")

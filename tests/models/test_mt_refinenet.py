@@ -210,7 +210,7 @@ def test_imagenet_mapping_rejects_other_networks() -> None:
 
 @pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="../shared/weights not available")
 def test_real_imagenet_weights() -> None:
-    from densemtl.models.weights import load_state_dict_file
+    from densemtl.models.backbones.weights import load_state_dict_file
 
     model = build_model("mt_refinenet", tasks={"semseg": 40, "depth": 1}, encoder_weights=str(REAL_WEIGHTS))
     state = load_state_dict_file(REAL_WEIGHTS)

@@ -15,7 +15,7 @@ from torch import nn
 
 from densemtl.errors import DataError
 from densemtl.models.backbones import build_backbone, mobilenet_v2
-from densemtl.models.weights import load_pretrained, load_state_dict_file
+from densemtl.models.backbones.weights import load_pretrained, load_state_dict_file
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REAL_WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet.pth"

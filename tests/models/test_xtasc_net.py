@@ -141,7 +141,7 @@ def test_group_weighting_math() -> None:
 
 
 def test_module_training_step_with_group_weighting() -> None:
-    from densemtl.module import DenseMTLModule
+    from densemtl.training.module import DenseMTLModule
 
     module = DenseMTLModule(
         model="xtasc_net",
@@ -161,7 +161,7 @@ def test_module_training_step_with_group_weighting() -> None:
 
 
 def test_per_image_metrics_convention() -> None:
-    from densemtl.xtasc_metrics import PerImageDepthMetrics, PerImageSegmentationMetrics
+    from densemtl.metrics.xtasc import PerImageDepthMetrics, PerImageSegmentationMetrics
 
     seg = PerImageSegmentationMetrics(3)
     target = torch.tensor([[[0, 0], [1, 255]], [[2, 2], [2, 2]]])
@@ -187,7 +187,7 @@ def test_configs_build_the_exact_model(config: str, classes: int, total: int) ->
 
     import yaml
 
-    from densemtl.module import DenseMTLModule
+    from densemtl.training.module import DenseMTLModule
 
     path = Path(__file__).resolve().parents[2] / "src" / "densemtl" / "configs" / f"{config}.yaml"
     spec = yaml.safe_load(path.read_text())["model"]

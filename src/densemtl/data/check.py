@@ -6,7 +6,7 @@ mismatches, label ids outside the class set, NaN/negative depth (each as one lin
 file), plus the depth range and invalid fraction, the fraction of normals facing the camera, and
 per-class pixel counts. It prints rich tables and returns a non-zero exit code when any error was
 found. ``convert`` writes any registered dataset to the generic folder format
-(:mod:`densemtl.data.folder`: depth uint16 millimetres, labels in the dataset's class set, e.g.
+(:mod:`densemtl.data.datasets.folder`: depth uint16 millimetres, labels in the dataset's class set, e.g.
 the 19 Cityscapes trainIds by default).
 
 The CLI mounts :func:`add_check_arguments` / :func:`run_check` and :func:`add_convert_arguments` /
@@ -367,7 +367,7 @@ def convert_dataset(
     log: Any = print,
 ) -> int:
     """Write ``name`` at ``root`` to the folder format at ``out``; returns the number of errors."""
-    from densemtl.data.folder import write_metadata, write_sample
+    from densemtl.data.datasets.folder import write_metadata, write_sample
 
     options = dict(options or {})
     root, out = Path(root), Path(out)
@@ -495,52 +495,3 @@ def measure_loader_speed(
     if start is None or count == 0:
         raise ValueError("not enough batches to time; lower warmup or use a larger dataset")
     return count / (time.perf_counter() - start)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m densemtl.data.check {check,convert,speed} ...``."""
-    parser = argparse.ArgumentParser(prog="densemtl data")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_check_arguments(sub.add_parser("check", help="validate a dataset"))
-    add_convert_arguments(sub.add_parser("convert", help="write a dataset in the generic folder format"))
-    speed = sub.add_parser("speed", help="loader samples/s on example datasets at training resolution")
-    speed.add_argument(
-        "--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: per dataset"
-    )
-    speed.add_argument("--batch-size", type=int, default=8)
-    speed.add_argument("--workers", type=int, default=2)
-    speed.add_argument("--samples", type=int, default=48)
-    speed.add_argument("--dataset", action="append", default=None)
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        return run_check(args)
-    if args.command == "convert":
-        return run_convert(args)
-    return _speed(args)
-
-
-def _speed(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from densemtl.data.real_examples import EXAMPLE_SIZES, write_example
-    from densemtl.data.transforms import build_transforms
-
-    names = args.dataset or sorted(EXAMPLE_SIZES)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            stored, train_size = EXAMPLE_SIZES[name]
-            if args.size:
-                stored = train_size = (int(args.size[0]), int(args.size[1]))
-            kwargs = write_example(name, Path(tmp) / name, num_samples=args.samples, size=stored)
-            dataset = build_dataset(name, transform=build_transforms(train_size, train=True), **kwargs)
-            rate = measure_loader_speed(dataset, num_workers=args.workers, batch_size=args.batch_size)
-            print(
-                f"{name:16s} {rate:7.1f} samples/s  stored {stored[0]}x{stored[1]} -> train {train_size[0]}x{train_size[1]}"
-                f"  ({args.workers} workers, batch {args.batch_size}, tasks {','.join(dataset.tasks)})",
-                flush=True,
-            )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from densemtl.data.datamodule import synthetic_root
     from densemtl.data.synthetic import benchmark_render, render_dataset
-    from densemtl.predict import parse_size
+    from densemtl.inference.predict import parse_size
 
     height, width = parse_size(args.size)
     if args.benchmark:

@@ -18,7 +18,7 @@ from densemtl.registry import Registry
 
 MODELS: Registry = Registry("model")
 
-_NOT_ARCHITECTURES = {"base", "heads", "weights", "backbones"}
+_NOT_ARCHITECTURES = {"base", "blocks", "backbones"}
 _loaded = False
 
 

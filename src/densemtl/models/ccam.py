@@ -27,7 +27,7 @@ from torch import nn
 
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.base import MultiTaskModel, conv_bn_relu
-from densemtl.models.heads import TaskHead
+from densemtl.models.blocks.heads import TaskHead
 
 DIRECTIONS = ("both", "seg_from_depth", "depth_from_seg")
 

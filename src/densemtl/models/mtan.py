@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import DeepLabHead, encoder_spec, resnet_stage, resnet_stage_channels
 from densemtl.models.backbones.resnet import BasicBlock, Bottleneck
 from densemtl.models.base import MultiTaskModel
+from densemtl.models.blocks.aspp import DeepLabHead, encoder_spec, resnet_stage, resnet_stage_channels
 
 
 class AttentionLayer(nn.Sequential):

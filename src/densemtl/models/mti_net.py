@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import SEBlock, encoder_spec
 from densemtl.models.base import MultiTaskModel, conv_bn_relu
+from densemtl.models.blocks.aspp import SEBlock, encoder_spec
 from densemtl.models.pad_net import (
     AuxiliarySupervision,
     InitialTaskPrediction,

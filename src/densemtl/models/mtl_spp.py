@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import (
+from densemtl.models.base import MultiTaskModel
+from densemtl.models.blocks.aspp import (
     DeepLabHead,
     PyramidPooling,
     SEBlock,
@@ -34,7 +35,6 @@ from densemtl.models.aspp import (
     resnet_stage,
     resnet_stage_channels,
 )
-from densemtl.models.base import MultiTaskModel
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import (
+from densemtl.models.base import MultiTaskModel
+from densemtl.models.blocks.aspp import (
     RESNET_STAGES,
     DeepLabHead,
     encoder_spec,
     forward_task_stages,
     resnet_stage_channels,
 )
-from densemtl.models.base import MultiTaskModel
 
 
 class NDDRLayer(nn.Module):

@@ -42,9 +42,9 @@ import torch
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import encoder_spec
 from densemtl.models.backbones.resnet import BasicBlock, Bottleneck
 from densemtl.models.base import MultiTaskModel
+from densemtl.models.blocks.aspp import encoder_spec
 
 #: output channels of auxiliary tasks that are not main tasks (Vandenhende's ``utils/config.py``)
 AUXILIARY_CHANNELS: dict[str, int] = {"depth": 1, "normals": 3, "edge": 1}

@@ -14,7 +14,7 @@ from torch import nn
 
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.base import MultiTaskModel
-from densemtl.models.heads import FPNDecoder, TaskHead
+from densemtl.models.blocks.heads import FPNDecoder, TaskHead
 
 
 class SingleTask(MultiTaskModel):

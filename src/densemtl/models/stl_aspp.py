@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.aspp import DeepLabHead, encoder_spec
 from densemtl.models.base import MultiTaskModel
+from densemtl.models.blocks.aspp import DeepLabHead, encoder_spec
 
 
 @MODELS.register("stl_aspp")

@@ -243,7 +243,7 @@ def mobilenet_v2(weights: str | Path | None = None, num_classes: int = 1000, **k
     """
     model = MobileNetV2(num_classes=num_classes, **kwargs)  # type: ignore[arg-type]
     if weights is not None:
-        from densemtl.models.weights import load_pretrained
+        from densemtl.models.backbones.weights import load_pretrained
 
         load_pretrained(model, weights)
     return model

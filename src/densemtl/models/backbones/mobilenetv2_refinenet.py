@@ -169,7 +169,7 @@ def load_imagenet(encoder: RefineNetMobileNetV2, source: str | Path | Mapping[st
 
     Every encoder tensor must come from ``source`` except the t = 1 expansion conv, which is set to
     the identity (see the module docstring). Missing / unexpected / mis-shaped keys raise
-    :class:`~densemtl.errors.DataError` (through :func:`densemtl.models.weights.load_pretrained` for
+    :class:`~densemtl.errors.DataError` (through :func:`densemtl.models.backbones.weights.load_pretrained` for
     files). Returns the keys loaded from ``source``.
     """
     from densemtl.errors import DataError
@@ -178,7 +178,7 @@ def load_imagenet(encoder: RefineNetMobileNetV2, source: str | Path | Mapping[st
         sd = map_torchvision_state_dict(source)
         where: str | Path = "state dict"
     else:
-        from densemtl.models.weights import load_state_dict_file
+        from densemtl.models.backbones.weights import load_state_dict_file
 
         sd = map_torchvision_state_dict(load_state_dict_file(source))
         where = source

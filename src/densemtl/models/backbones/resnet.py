@@ -303,7 +303,7 @@ def _resnet(
         **kwargs,  # type: ignore[arg-type]
     )
     if weights is not None:
-        from densemtl.models.weights import load_pretrained
+        from densemtl.models.backbones.weights import load_pretrained
 
         load_pretrained(model, weights)
     return model

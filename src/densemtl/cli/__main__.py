@@ -1,0 +1,7 @@
+"""``python -m densemtl.cli``: the ``densemtl`` command (DDP relaunches use it)."""
+
+import sys
+
+from densemtl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,329 @@
+"""The LightningModule: loss composition, loss weighting and metric updates; nothing else.
+
+The science lives in plain ``nn.Module``s (models, losses, weightings, metrics); this module wires
+them to Lightning so that devices, DDP, precision, accumulation and checkpointing are the
+framework's job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from densemtl.data.sample import valid_mask
+from densemtl.errors import ConfigError
+from densemtl.losses import build_loss
+from densemtl.metrics import MultiTaskMetrics
+from densemtl.models import build_model
+from densemtl.tasks import TASK_SPECS, task_channels
+from densemtl.weighting import build_weighting
+
+PROGRESS_BAR_METRICS = ("miou", "delta1", "normal_mean")
+LossSpec = str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]]
+
+
+class WeightedLossSum(nn.Module):
+    """Several losses for one task, ``sum_i w_i L_i`` (e.g. log-L1 + 0.5 SILog for depth)."""
+
+    def __init__(self, spec: LossSpec) -> None:
+        super().__init__()
+        items = [spec] if isinstance(spec, str | Mapping) else list(spec)
+        self.parts = nn.ModuleList()
+        self.part_weights: list[float] = []
+        for item in items:
+            options = {"name": item} if isinstance(item, str) else dict(item)
+            weight = float(options.pop("weight", 1.0))
+            self.parts.append(build_loss(options.pop("name"), **options))
+            self.part_weights.append(weight)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return sum(w * loss(pred, target, valid) for w, loss in zip(self.part_weights, self.parts))
+
+
+class DenseMTLModule(L.LightningModule):
+    """Joint training of a multi-task dense-prediction model.
+
+    Args:
+        model: registered architecture name (``densemtl profile --list`` shows them).
+        tasks: tasks to predict, from ``semseg``, ``depth``, ``normals``.
+        num_classes: segmentation classes (linked from the data module by the CLI).
+        model_options: keyword arguments of the architecture (``backbone``, ``decoder_channels``...).
+        losses: per-task loss spec: a name, ``{"name": ..., **options}``, or a list of those with
+            ``weight`` keys. Defaults: cross-entropy, L1, cosine.
+        weighting: loss-weighting strategy (``fixed``, ``uncertainty``, ...).
+        weighting_options: its options, e.g. ``{"weights": {"semseg": 1.0, "depth": 0.5}}``.
+        optimizer: ``adamw``, ``adam`` or ``sgd`` (``momentum`` for SGD, ``betas`` for Adam/AdamW).
+        scheduler: ``cosine``, ``poly``, ``step`` or ``none``, with linear warm-up, stepped per iteration.
+        warmup_fraction: linear warm-up share of training.
+        step_milestones / step_gamma: for ``step``: multiply the rate by ``step_gamma`` at these
+            fractions of training.
+        metric_options: per-task metric options (see :class:`densemtl.metrics.MultiTaskMetrics`).
+        class_names / class_colors: for reports and image logging (linked from the data module).
+        log_images: number of validation samples logged as prediction panels each epoch.
+        channels_last: use the channels-last memory format (faster convolutions on CPU/GPU).
+        test_time_flip: evaluate (validate / test / predict) on the average of the image and its
+            mirror image (semseg logits, depth and normals with x negated, re-normalised).
+    """
+
+    def __init__(
+        self,
+        model: str = "hard_sharing",
+        tasks: Sequence[str] = ("semseg", "depth"),
+        num_classes: int = 8,
+        model_options: dict[str, Any] | None = None,
+        losses: dict[str, Any] | None = None,
+        weighting: str = "fixed",
+        weighting_options: dict[str, Any] | None = None,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        betas: Sequence[float] = (0.9, 0.999),
+        scheduler: str = "cosine",
+        warmup_fraction: float = 0.05,
+        step_milestones: Sequence[float] = (0.6, 0.85),
+        step_gamma: float = 0.1,
+        metric_options: dict[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        class_colors: Sequence[Sequence[int]] | None = None,
+        log_images: int = 4,
+        channels_last: bool = False,
+        test_time_flip: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.tasks = list(tasks)
+        self.channels = task_channels(self.tasks, num_classes)
+        self.net = build_model(model, tasks=self.channels, **dict(model_options or {}))
+        loss_specs = dict(losses or {})
+        unknown = set(loss_specs) - set(self.tasks)
+        if unknown:
+            raise ConfigError(f"losses given for tasks not trained: {sorted(unknown)}")
+        self.losses = nn.ModuleDict(
+            {t: WeightedLossSum(loss_specs.get(t, TASK_SPECS[t].default_loss)) for t in self.tasks}
+        )
+        self.weighting = build_weighting(weighting, self.tasks, **dict(weighting_options or {}))
+        if hasattr(self.weighting, "attach"):  # gradient-based strategies (GradNorm, PCGrad) need the model
+            self.weighting.attach(self.net)
+        self.val_metrics = MultiTaskMetrics(self.channels, metric_options)
+        self.test_metrics = MultiTaskMetrics(self.channels, metric_options)
+        self.class_colors = [list(c) for c in class_colors] if class_colors else None
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.test_results: dict[str, float] = {}
+
+    def setup(self, stage: str) -> None:
+        """Fit data-dependent loss parameters (class-frequency weights) once, before training."""
+        parts = [
+            p for loss in self.losses.values() for p in loss.parts if getattr(p, "needs_class_counts", False)
+        ]
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and parts and datamodule is not None:
+            counts = datamodule.class_pixel_counts(self.hparams.num_classes)
+            for part in parts:
+                part.set_class_counts(counts)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Load a mean-teacher checkpoint (``densemtl semi``) into this plain module.
+
+        Its ``teacher.*`` weights replace ``net.*`` when the run evaluated with the teacher
+        (``evaluate_teacher``, the default: the validated, "best" model), else they are dropped.
+        Lightning calls this before ``load_state_dict``; :func:`densemtl.training.checkpoint.load_module` too.
+        """
+        state = checkpoint.get("state_dict", {})
+        if hasattr(self, "teacher") or not any(k.startswith("teacher.") for k in state):
+            return
+        use_teacher = checkpoint.get("hyper_parameters", {}).get("evaluate_teacher", True)
+        keep = "teacher." if use_teacher else "net."
+        checkpoint["state_dict"] = {
+            ("net." + k[len(keep) :] if k.startswith(keep) else k): v
+            for k, v in state.items()
+            if not k.startswith(("net.", "teacher.")) or k.startswith(keep)
+        }
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.net(image)
+
+    def predict_tasks(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference outputs, with horizontal-flip averaging when ``test_time_flip`` is set."""
+        outputs = self(image)
+        if not self.hparams.test_time_flip:
+            return outputs
+        mirrored = self(image.flip(-1))
+        averaged = {}
+        for task, out in outputs.items():
+            other = mirrored[task].flip(-1)
+            if task == "normals":
+                other = other * torch.tensor([-1.0, 1.0, 1.0], device=other.device).view(1, 3, 1, 1)
+                averaged[task] = torch.nn.functional.normalize(out + other, dim=1)
+            else:
+                averaged[task] = 0.5 * (out + other)
+        return averaged
+
+    def compute_losses(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        """Per-task losses plus the architecture's extra terms (deep supervision, consistency...).
+
+        Pixels without a label (missing or ignored) are skipped.
+        """
+        losses = {t: self.losses[t](outputs[t], batch[t], valid_mask(t, batch[t])) for t in self.tasks}
+        losses.update(self.net.extra_losses(outputs, batch, self.losses))
+        return losses
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        outputs = self(batch["image"])
+        losses = self.compute_losses(outputs, batch)
+        total = self.weighting(losses)
+        if not torch.isfinite(total):
+            raise FloatingPointError(
+                f"non-finite training loss at step {self.global_step}: "
+                + ", ".join(f"{t}={float(v):.4g}" for t, v in losses.items())
+            )
+        batch_size = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/loss_{t}": v.detach() for t, v in losses.items()}, batch_size=batch_size)
+        # the task weights this step used: how DWA / GradNorm / uncertainty move them is what a
+        # weighting comparison needs to see
+        self.log_dict(
+            {f"train/weight_{t}": float(w) for t, w in self.weighting.weights().items()},
+            batch_size=batch_size,
+        )
+        return total
+
+    def _eval_step(
+        self, batch: dict[str, Any], metrics: MultiTaskMetrics, stage: str
+    ) -> dict[str, torch.Tensor]:
+        outputs = self.predict_tasks(batch["image"])
+        losses = self.compute_losses(outputs, batch)
+        self.log(
+            f"{stage}/loss",
+            self.weighting(losses).detach(),
+            sync_dist=True,
+            batch_size=batch["image"].shape[0],
+        )
+        metrics.update(outputs, batch)
+        return outputs
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        outputs = self._eval_step(batch, self.val_metrics, "val")
+        if batch_idx == 0 and self.hparams.log_images:
+            self._log_panels(batch, outputs)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.predict_tasks(batch["image"])
+
+    def _log_epoch_metrics(self, metrics: MultiTaskMetrics, stage: str) -> dict[str, float]:
+        values = {k: v for k, v in metrics.compute().items() if not math.isnan(v)}
+        metrics.reset()
+        # Already synchronised across processes by torchmetrics: no second reduction.
+        for key, value in values.items():
+            self.log(f"{stage}/{key}", value, prog_bar=key in PROGRESS_BAR_METRICS, sync_dist=False)
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_epoch_metrics(self.test_metrics, "test")
+        log_dir = self.trainer.log_dir if self.trainer is not None else None
+        if log_dir and self.trainer.is_global_zero:
+            path = Path(log_dir) / "test_metrics.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.test_results, indent=1, sort_keys=True))
+
+    def _log_panels(self, batch: dict[str, Any], outputs: dict[str, torch.Tensor]) -> None:
+        logger = self.logger
+        experiment = getattr(logger, "experiment", None) if logger is not None else None
+        if experiment is None or not hasattr(experiment, "add_image") or self.trainer.sanity_checking:
+            return
+        from densemtl.data.datasets.folder import default_palette
+        from densemtl.inference.viz import prediction_panel
+
+        palette = self.class_colors or default_palette(self.channels.get("semseg", 1))
+        for i in range(min(self.hparams.log_images, batch["image"].shape[0])):
+            pred = prediction_numpy(outputs, i)
+            gt = {t: label_numpy(t, batch[t][i]) for t in self.tasks if bool(batch["has_gt"][t][i])}
+            panel = prediction_panel(batch["image"][i].float().cpu().numpy(), palette, pred, gt)
+            experiment.add_image(f"val/panel_{i}", panel, self.global_step, dataformats="HWC")
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        # No weight decay on norms and biases (standard practice, e.g. timm's param groups).
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 or name.startswith("weighting.") else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": hp.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if hp.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
+        elif hp.optimizer == "adam":
+            optimizer = torch.optim.Adam(groups, lr=hp.lr, betas=tuple(hp.betas))
+        elif hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
+        else:
+            raise ConfigError(f"unknown optimizer {hp.optimizer!r}; use adamw, adam or sgd")
+        if hp.scheduler == "none":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(total * hp.warmup_fraction)
+        if hp.scheduler not in ("poly", "cosine", "step"):
+            raise ConfigError(f"unknown scheduler {hp.scheduler!r}; use poly, cosine, step or none")
+        # A LambdaLR recomputes its factor from the step, so resuming with a longer schedule works.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _lr_lambda(hp.scheduler, total, warmup, hp.step_milestones, hp.step_gamma)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _lr_lambda(kind: str, total: int, warmup: int, milestones: Sequence[float], gamma: float = 0.1) -> Any:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        if kind == "poly":
+            return (1.0 - progress) ** 0.9
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return gamma ** sum(progress >= m for m in milestones)
+
+    return factor
+
+
+def prediction_numpy(outputs: Mapping[str, torch.Tensor], index: int) -> dict[str, np.ndarray]:
+    """One sample's outputs as numpy: semseg ids [H, W], depth [H, W], normals [H, W, 3]."""
+    result = {}
+    for task, out in outputs.items():
+        out = out[index].detach().float().cpu()
+        if task == "semseg":
+            result[task] = out.argmax(0).numpy()
+        elif task == "depth":
+            result[task] = out[0].numpy()
+        else:
+            result[task] = out.permute(1, 2, 0).numpy()
+    return result
+
+
+def label_numpy(task: str, label: torch.Tensor) -> np.ndarray:
+    label = label.detach().cpu()
+    if task == "depth":
+        return label[0].numpy()
+    if task == "normals":
+        return label.permute(1, 2, 0).numpy()
+    return label.numpy()

@@ -1,0 +1,129 @@
+"""AffineMix / ColorAug invariants on synthetic tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from densemtl.data.sample import IGNORE_INDEX
+from densemtl.training.augment import AffineMix, AffineParams, ColorAug, warp
+
+torch.set_num_threads(1)
+
+
+def _params(scale: float, tx: float = 0.0, ty: float = 0.0, flip: bool = False) -> AffineParams:
+    return AffineParams(torch.tensor([scale]), torch.tensor([tx]), torch.tensor([ty]), torch.tensor([flip]))
+
+
+def _scene(h: int = 16, w: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "image": torch.rand(1, 3, h, w, generator=g),
+        "semseg": torch.randint(0, 5, (1, h, w), generator=g),
+        "depth": torch.rand(1, 1, h, w, generator=g) * 5 + 1,
+    }
+
+
+def test_warp_integer_shift_and_flip_are_exact() -> None:
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    shifted = warp(x, _params(1.0, tx=0.25))  # one pixel right (1/4 of the width)
+    assert torch.equal(shifted[..., 1:], x[..., :-1]) and torch.equal(shifted[..., 0], torch.zeros(1, 1, 4))
+    assert torch.equal(warp(x, _params(1.0, flip=True)), x.flip(-1))
+    ids = torch.arange(16).view(1, 4, 4)
+    moved = warp(ids, _params(1.0, ty=0.25))
+    assert torch.equal(moved[:, 1:], ids[:, :-1]) and (moved[:, 0] == IGNORE_INDEX).all()
+
+
+def test_zoom_two_is_exact_on_nearest() -> None:
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    z = warp(x, _params(2.0), mode="nearest")
+    # the central 2x2 block of the source fills the output, each pixel repeated 2x2
+    assert torch.equal(z, x[..., 1:3, 1:3].repeat_interleave(2, -1).repeat_interleave(2, -2))
+
+
+def test_affinemix_labels_follow_the_composited_image() -> None:
+    src, dst = _scene(seed=1), _scene(seed=2)
+    params = _params(1.5, tx=0.1, ty=-0.05, flip=True)
+    mix = AffineMix(image_mode="nearest")
+    mixed, mask = mix(src, dst, params=params)
+    image_t = warp(src["image"], params, mode="nearest")
+    seg_t = warp(src["semseg"], params)
+    depth_t = warp(src["depth"], params, mode="nearest") / 1.5
+    m = mask[:, None]
+    assert mask.any() and (~mask).any()
+    # pasted region: the transformed source, its labels and its depth scaled by 1/s
+    assert torch.equal(mixed["image"][m.expand_as(image_t)], image_t[m.expand_as(image_t)])
+    assert torch.equal(mixed["semseg"][mask], seg_t[mask])
+    assert torch.allclose(mixed["depth"][m], depth_t[m])
+    # elsewhere: the destination unchanged
+    assert torch.equal(mixed["semseg"][~mask], dst["semseg"][~mask])
+    assert torch.equal(mixed["depth"][~m], dst["depth"][~m])
+    # depth ordering: pasted exactly where the rescaled source is valid and closer
+    inside = warp(torch.ones(1, 1, 16, 16), params, mode="nearest")[:, 0] > 0
+    expected = inside & (depth_t[:, 0] < dst["depth"][:, 0])
+    assert torch.equal(mask, expected)
+    assert (mixed["depth"] <= torch.maximum(dst["depth"], depth_t)).all()
+    # a pixel is pasted iff its mixed depth is the smaller of the two candidates
+    assert torch.equal(mixed["depth"][m], torch.minimum(dst["depth"], depth_t)[m])
+
+
+def test_affinemix_prediction_order_disparity_and_far_invalid() -> None:
+    src, dst = _scene(seed=3), _scene(seed=4)
+    dst["depth"][..., :8, :] = 0  # invalid destination depth (sky): counts as far
+    params = _params(1.0)
+    mixed, mask = AffineMix()(src, dst, params=params)
+    assert mask[:, :8].all()
+    # ordering from other (predicted) depths: a source that is everywhere farther is never pasted
+    far, near = torch.full_like(src["depth"], 10.0), torch.full_like(src["depth"], 1.0)
+    _, mask = AffineMix()(src, dst, source_order=far, target_order=near, params=params)
+    assert not mask.any()
+    # disparity: larger = closer, pasted disparity multiplied by s
+    mix = AffineMix(disparity=True)
+    mixed, mask = mix(src, dst, params=_params(2.0))
+    d = warp(src["depth"], _params(2.0), mode="nearest") * 2.0
+    assert torch.allclose(mixed["depth"][mask[:, None]], d[mask[:, None]])
+
+
+def test_affinemix_random_batch_shapes() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = {
+        "image": torch.rand(3, 3, 8, 12),
+        "semseg": torch.randint(0, 3, (3, 8, 12)),
+        "depth": torch.rand(3, 1, 8, 12) + 1,
+        "conf": torch.rand(3, 8, 12),
+    }
+    b = {k: v.flip(0) for k, v in a.items()}
+    mixed, mask = AffineMix()(a, b, generator=g)
+    assert {k: v.shape for k, v in mixed.items()} == {k: v.shape for k, v in a.items()}
+    assert mixed["semseg"].dtype == torch.int64 and mask.shape == (3, 8, 12)
+
+
+def test_coloraug_leaves_labels_and_depth_identical_and_jitters_regions_independently() -> None:
+    h, w = 8, 8
+    image = torch.full((1, 3, h, w), 0.5)
+    image[..., 0] = 0.4
+    regions = torch.zeros(1, h, w, dtype=torch.long)
+    regions[:, :, 4:] = 1
+    regions[:, 0, 0] = IGNORE_INDEX
+    depth = torch.rand(1, 1, h, w)
+    sample = {"image": image, "semseg": regions.clone(), "depth": depth}
+    before = {k: v.clone() for k, v in sample.items()}
+    aug = ColorAug(brightness=0.5, contrast=0.0, saturation=0.0, channel_gain=0.0)
+    out = aug(sample, regions, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out["depth"], before["depth"]) and torch.equal(out["semseg"], before["semseg"])
+    assert out["depth"] is sample["depth"] and torch.equal(sample["image"], before["image"])
+    ratio = out["image"] / image
+    left, right = ratio[..., :, 1:4], ratio[..., :, 4:]
+    # brightness only: one factor per region, different between the regions
+    assert torch.allclose(left, left.flatten()[0].expand_as(left))
+    assert torch.allclose(right, right.flatten()[0].expand_as(right))
+    assert not torch.isclose(left.flatten()[0], right.flatten()[0])
+    assert out["image"][0, :, 0, 0].tolist() == image[0, :, 0, 0].tolist()  # ignore pixel untouched
+
+
+def test_coloraug_full_jitter_in_range_and_per_image() -> None:
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, 6, 6, generator=g)
+    regions = torch.randint(0, 4, (2, 6, 6), generator=g)
+    out = ColorAug()(dict(image=image), regions, generator=g)["image"]
+    assert out.shape == image.shape and (out >= 0).all() and (out <= 1).all()
+    assert not torch.equal(out, image)

@@ -1,0 +1,314 @@
+"""Mean-teacher semi-supervised training: EMA maths, confidence thresholding, a tiny end-to-end run,
+and the `densemtl semi fit|validate|test` CLI with its checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from conftest import quiet_trainer
+from densemtl.data.sample import IGNORE_INDEX, collate
+from densemtl.training.semi import (
+    SemiSupervisedModule,
+    _Unlabelled,
+    ema_update,
+    pseudo_labels,
+    split_labelled,
+)
+
+torch.set_num_threads(1)
+
+
+def test_ema_update_math() -> None:
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3))
+    teacher = copy.deepcopy(student)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+        student[1].running_mean.fill_(2.0)
+        student[1].num_batches_tracked.fill_(7)
+    before = [p.clone() for p in teacher.parameters()]
+    ema_update(teacher, student, 0.9)
+    for t, b, s in zip(teacher.parameters(), before, student.parameters()):
+        assert torch.allclose(t, 0.9 * b + 0.1 * s)
+    assert torch.allclose(teacher[1].running_mean, torch.full((3,), 0.2))
+    assert int(teacher[1].num_batches_tracked) == 7
+    ema_update(teacher, student, 0.0)  # decay 0 copies the student
+    assert all(torch.equal(t, s) for t, s in zip(teacher.parameters(), student.parameters()))
+
+
+def test_pseudo_labels_confidence_threshold() -> None:
+    logits = torch.zeros(1, 3, 1, 3)
+    logits[0, 1, 0, 0] = 10.0  # confident class 1
+    logits[0, 2, 0, 1] = 0.5  # unsure class 2
+    labels, conf = pseudo_labels(logits, threshold=0.9)
+    assert labels.tolist() == [[[1, IGNORE_INDEX, IGNORE_INDEX]]]
+    assert conf[0, 0, 0] > 0.9 > conf[0, 0, 1]
+    labels, _ = pseudo_labels(logits, threshold=0.0)
+    assert labels.tolist() == [[[1, 2, 0]]]
+
+
+def test_split_and_unlabelled_view() -> None:
+    lab, unl = split_labelled(50, 0.1, seed=3)
+    assert len(lab) == 5 and len(unl) == 45 and not set(lab) & set(unl)
+    assert split_labelled(50, 0.1, seed=3) == (lab, unl)
+    view = _Unlabelled([{"image": torch.zeros(3, 2, 2), "semseg": torch.zeros(2, 2), "meta": {}}])
+    assert set(view[0]) == {"image", "meta"}
+
+
+def _samples(n: int, h: int = 32, w: int = 32, seed: int = 0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        seg = torch.randint(0, 3, (h, w), generator=g)
+        out.append(
+            {
+                "image": torch.rand(3, h, w, generator=g),
+                "semseg": seg,
+                "depth": 1.0 + seg[None].float(),
+                "meta": {},
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("use_affinemix", [True, False])
+def test_tiny_end_to_end(tmp_path, use_affinemix: bool) -> None:
+    module = SemiSupervisedModule(
+        model="hard_sharing",
+        num_classes=3,
+        model_options={"backbone": "resnet18", "decoder_channels": 8},
+        confidence=0.0,
+        use_affinemix=use_affinemix,
+        coloraug_unlabelled=True,
+        log_images=0,
+        ema_decay=0.5,
+    )
+    teacher0 = [p.clone() for p in module.teacher.parameters()]
+    loaders = {
+        "labelled": DataLoader(_samples(4), batch_size=2, collate_fn=collate),
+        "unlabelled": DataLoader(_Unlabelled(_samples(4, seed=1)), batch_size=2, collate_fn=collate),
+    }
+    trainer = quiet_trainer(tmp_path, max_steps=2)
+    trainer.fit(module, train_dataloaders=loaders)
+    logged = trainer.callback_metrics
+    assert "train/loss_semseg:unlabelled" in logged and "train/loss_depth:coloraug" in logged
+    assert all(torch.isfinite(v) for v in logged.values())
+    # the teacher moved towards the student and is not the student
+    moved = [not torch.equal(a, b) for a, b in zip(teacher0, module.teacher.parameters())]
+    assert any(moved)
+    assert not all(torch.equal(a, b) for a, b in zip(module.teacher.parameters(), module.net.parameters()))
+    assert not any(p.requires_grad for p in module.teacher.parameters())
+    module.eval()
+    with torch.no_grad():
+        out = module(torch.rand(1, 3, 32, 32))
+    assert out["semseg"].shape == (1, 3, 32, 32)
+
+
+# --- `densemtl semi fit|validate|test`: the LightningCLI over SemiSupervisedModule + SemiDataModule ---
+SEMI_ARGS = [
+    "--data.dataset",
+    "folder",
+    "--data.image_size",
+    "[32,48]",
+    "--data.batch_size",
+    "2",
+    "--data.scales",
+    "[1.0]",
+    "--data.labelled_fraction",
+    "0.5",
+    "--model.model_options",
+    "{backbone: resnet18, decoder_channels: 16}",
+    "--model.tasks",
+    "[semseg,depth]",
+    "--model.log_images",
+    "0",
+    "--model.confidence",
+    "0.0",
+    "--model.ema_decay",
+    "0.5",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+    "--seed_everything",
+    "0",
+]
+
+
+def test_semi_cli_fit_test_and_predict(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import csv
+    import math
+
+    from densemtl.cli import build_cli, main
+    from densemtl.training.checkpoint import load_module, read_checkpoint
+
+    args = [*SEMI_ARGS, "--data.root", str(tiny_dataset)]
+    initial = build_cli(args, run=False, semi=True).model.net.state_dict()  # same seed, same init
+    run = tmp_path / "run"
+    code = main(
+        [
+            "semi",
+            "fit",
+            *args,
+            "--trainer.max_steps",
+            "3",
+            "--trainer.log_every_n_steps",
+            "1",
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir",
+            str(run),
+            "--trainer.default_root_dir",
+            str(run),
+        ]
+    )
+    assert code == 0
+    version = run / "lightning_logs" / "version_0"
+    ckpt = version / "checkpoints" / "last.ckpt"
+    checkpoint = read_checkpoint(ckpt)
+    assert checkpoint["hyper_parameters"]["ema_decay"] == 0.5
+    assert (version / "config.yaml").read_text().count("labelled_fraction: 0.5") == 1
+    state = checkpoint["state_dict"]
+    # the mean teacher was saved, moved away from the initial weights and is not the student
+    teacher = {k[len("teacher.") :]: v for k, v in state.items() if k.startswith("teacher.")}
+    student = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    assert teacher.keys() == student.keys() == initial.keys()
+    floats = [k for k, v in teacher.items() if v.is_floating_point()]
+    assert any(not torch.equal(teacher[k], initial[k]) for k in floats)
+    assert any(not torch.equal(teacher[k], student[k]) for k in floats)
+    # the unlabelled (AffineMix pseudo-label) and ColorAug losses were trained on
+    with (version / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    for key in ("train/loss_semseg:unlabelled", "train/loss_depth:unlabelled", "train/loss_depth:coloraug"):
+        values = [float(r[key]) for r in rows if r.get(key)]
+        assert len(values) == 3 and all(math.isfinite(v) and v > 0 for v in values), key
+
+    # evaluation: `semi test`, and a plain module (predict / export) holding the teacher's weights
+    code = main(
+        ["semi", "test", *args, "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(tmp_path)]
+    )
+    assert code == 0
+    (metrics_file,) = tmp_path.glob("lightning_logs/*/test_metrics.json")
+    assert "miou" in json.loads(metrics_file.read_text())
+    plain = load_module(ckpt)
+    assert all(torch.equal(v, teacher[k]) for k, v in plain.net.state_dict().items())
+    out = tmp_path / "pred"
+    assert (
+        main(["predict", "--ckpt", str(ckpt), "--input", str(tiny_dataset / "rgb"), "--output", str(out)])
+        == 0
+    )
+    assert len(list((out / "depth").glob("*.npy"))) == 16
+    # the supervised CLI re-applies the checkpoint's hyper-parameters, semi options included
+    capsys.readouterr()
+    code = main(["test", *FOLDER_ARGS, "--data.root", str(tiny_dataset), "--ckpt_path", str(ckpt)])
+    assert code == 2 and "densemtl semi" in capsys.readouterr().err
+
+
+FOLDER_ARGS = ["--data.dataset", "folder", "--data.image_size", "[32,48]", "--trainer.accelerator", "cpu"]
+
+
+def test_every_shipped_config_is_a_semi_config(capsys: pytest.CaptureFixture) -> None:
+    import densemtl
+    from densemtl.cli import main
+
+    configs = sorted((Path(densemtl.__file__).parent / "configs").glob("*.yaml"))
+    assert configs
+    for config in configs:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["semi", "fit", "--config", str(config), "--print_config"])
+        assert exit_info.value.code == 0, config.name
+        text = capsys.readouterr().out
+        assert "ema_decay: 0.99" in text and "labelled_fraction: 0.1" in text, config.name
+
+
+def test_semi_help_lists_actions(capsys: pytest.CaptureFixture) -> None:
+    from densemtl.cli import main
+
+    assert main([]) == 0
+    assert "semi" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["semi", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(action in text for action in ("fit", "validate", "test"))
+
+
+def test_semi_module_loads_a_supervised_checkpoint() -> None:
+    """`semi fit/test --ckpt_path supervised.ckpt`: the teacher starts as the supervised model."""
+    from densemtl.training.module import DenseMTLModule
+
+    options = {
+        "model": "hard_sharing",
+        "num_classes": 3,
+        "model_options": {"backbone": "resnet18", "decoder_channels": 8},
+    }
+    plain = DenseMTLModule(**options)
+    checkpoint = {"state_dict": plain.state_dict(), "hyper_parameters": dict(plain.hparams)}
+    semi = SemiSupervisedModule(**options)
+    semi.on_load_checkpoint(checkpoint)
+    semi.load_state_dict(checkpoint["state_dict"])
+    for k, v in plain.net.state_dict().items():
+        assert torch.equal(semi.teacher.state_dict()[k], v) and torch.equal(semi.net.state_dict()[k], v)
+
+
+def test_teacher_updates_once_per_optimiser_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With gradient accumulation (2 batches per step) the EMA follows optimiser steps, not batches."""
+    from densemtl.training import semi
+
+    decays: list[float] = []
+
+    def recording_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+        decays.append(decay)
+        ema_update(teacher, student, decay)
+
+    monkeypatch.setattr(semi, "ema_update", recording_update)
+    module = SemiSupervisedModule(
+        model="hard_sharing",
+        num_classes=3,
+        model_options={"backbone": "resnet18", "decoder_channels": 8},
+        log_images=0,
+        use_coloraug=False,
+        ema_decay=0.9,
+    )
+    loaders = {
+        "labelled": DataLoader(_samples(8), batch_size=2, collate_fn=collate),
+        "unlabelled": DataLoader(_Unlabelled(_samples(8, seed=1)), batch_size=2, collate_fn=collate),
+    }
+    trainer = quiet_trainer(tmp_path, max_steps=2, accumulate_grad_batches=2)
+    trainer.fit(module, train_dataloaders=loaders)
+    # 4 batches, 2 optimiser steps: updates after global steps 1 and 2 (warm-up decay (1+t)/(10+t))
+    assert decays == pytest.approx([2 / 11, 3 / 12])
+
+
+def test_class_counts_use_labelled_images_only(tiny_dataset: Path) -> None:
+    from densemtl.training.semi import SemiDataModule
+
+    data = SemiDataModule(
+        dataset="folder",
+        root=str(tiny_dataset),
+        image_size=(32, 48),
+        scales=(1.0,),
+        flip=False,
+        color_jitter=0.0,
+        labelled_fraction=0.5,
+    )
+    labelled, _ = split_labelled(8, 0.5)
+    train = data.split_dataset("train")
+    expected = sum(torch.bincount(train[i]["semseg"].flatten(), minlength=4).double() for i in labelled)
+    assert torch.equal(data.class_pixel_counts(4), expected)
+    everything = sum(
+        torch.bincount(train[i]["semseg"].flatten(), minlength=4).double() for i in range(len(train))
+    )
+    assert not torch.equal(expected, everything)  # the unlabelled images' labels would change them
