@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from densemtl.analysis.evaluate import add_arguments, main, run
+from densemtl.cli import main as densemtl_main
+from densemtl.cli.evaluate import add_arguments, run
 from densemtl.data import io
 from densemtl.data.datasets.folder import write_metadata, write_sample
 from densemtl.errors import DataError
@@ -57,6 +58,10 @@ def _perfect_predictions(root: Path, out: Path) -> Path:
     for sid in ("b", "c"):  # float metres
         np.save(out / "depth" / f"{sid}.npy", io.read_depth_png(root / "depth" / f"{sid}.png"))
     return out
+
+
+def main(argv: list[str]) -> int:
+    return densemtl_main(["evaluate", *argv])
 
 
 def _args(root: Path, pred: Path, output: Path, *extra: str) -> list[str]:
@@ -130,7 +135,7 @@ def test_missing_prediction_file_is_one_line_error(
     with pytest.raises(DataError, match=r"semantic/b\.png: prediction file missing"):
         run(parser.parse_args(_args(dataset, pred, tmp_path / "m.json")))
     capsys.readouterr()
-    assert main(_args(dataset, pred, tmp_path / "m.json")) == 1
+    assert main(_args(dataset, pred, tmp_path / "m.json")) == 2  # a user error (densemtl.cli exit codes)
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "b.png" in err
     assert not (tmp_path / "m.json").exists()

@@ -11,15 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from densemtl.data.check import (
+from densemtl.cli.data import (
     add_check_arguments,
     add_convert_arguments,
-    check_dataset,
-    measure_loader_speed,
     parse_options,
     run_check,
     run_convert,
 )
+from densemtl.data.check import check_dataset, measure_loader_speed
 from densemtl.data.datasets import build_dataset
 from densemtl.data.datasets.folder import FolderDataset
 from densemtl.errors import DenseMTLError

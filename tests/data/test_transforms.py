@@ -140,3 +140,13 @@ def test_scale_crop_multiplies_disparity_targets() -> None:
     assert torch.allclose(
         RandomScaleCrop(scales=(2.0,), choice=True)(sample)["depth"], torch.full((1, 8, 8), 5.0)
     )
+
+
+def test_scale_crop_moves_normals_without_changing_them() -> None:
+    random.seed(1)
+    sample = _sample()
+    out = RandomScaleCrop(scales=(1.7, 1.7))(sample)
+    vectors = {tuple(v) for v in sample["normals"].flatten(1).T.tolist()}
+    moved = {tuple(v) for v in out["normals"].flatten(1).T.tolist()}
+    assert moved <= vectors and len(moved) > 1  # moved (nearest), neither scaled nor blended
+    assert set(out["semseg"].unique().tolist()) <= set(sample["semseg"].unique().tolist())

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from densemtl.analysis import benchmark
+from densemtl.cli import benchmark as benchmark_cli
+from densemtl.cli import export as export_cli
 from densemtl.errors import ConfigError
 from densemtl.inference import export
 from densemtl.models import build_model
@@ -123,7 +125,7 @@ def _parse(module, argv: list[str]) -> argparse.Namespace:
 def test_export_cli_model_and_ckpt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "m.onnx"
     args = _parse(
-        export,
+        export_cli,
         [
             "--model",
             "mt_refinenet",
@@ -138,7 +140,7 @@ def test_export_cli_model_and_ckpt(tmp_path: Path, capsys: pytest.CaptureFixture
             "--dynamic",
         ],
     )
-    assert export.run(args) == 0
+    assert export_cli.run(args) == 0
     assert out.is_file() and "max abs diff" in capsys.readouterr().out
     import onnx
 
@@ -153,11 +155,11 @@ def test_export_cli_model_and_ckpt(tmp_path: Path, capsys: pytest.CaptureFixture
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, ckpt)
     ts = tmp_path / "m.pt"
     args = _parse(
-        export, ["--ckpt", str(ckpt), "--format", "torchscript", "--out", str(ts), "--size", "32x32"]
+        export_cli, ["--ckpt", str(ckpt), "--format", "torchscript", "--out", str(ts), "--size", "32x32"]
     )
-    assert export.run(args) == 0 and ts.is_file()
+    assert export_cli.run(args) == 0 and ts.is_file()
     with pytest.raises(SystemExit):
-        _parse(export, ["--format", "onnx", "--out", str(out)])  # neither --ckpt nor --model
+        _parse(export_cli, ["--format", "onnx", "--out", str(out)])  # neither --ckpt nor --model
     with pytest.raises(ConfigError):
         export.load_for_export(model="mobilenet_v2")  # a backbone is not a multi-task model
 
@@ -168,7 +170,7 @@ def test_benchmark_tiny(tmp_path: Path) -> None:
     md.write_text("# Benchmarks\n\n## Other section\n\nkept\n")
     js = tmp_path / "b.json"
     args = _parse(
-        benchmark,
+        benchmark_cli,
         [
             "--model",
             "mt_refinenet",
@@ -188,7 +190,7 @@ def test_benchmark_tiny(tmp_path: Path) -> None:
             str(js),
         ],
     )
-    assert benchmark.run(args) == 0
+    assert benchmark_cli.run(args) == 0
     import json
 
     result = json.loads(js.read_text())
@@ -264,15 +266,20 @@ def test_int8_export_is_quantised_and_close_to_fp32(
         "32x32",
     ]
     assert (
-        export.run(_parse(export, [*base, "--int8", "--calibration-images", str(images), "--no-check"])) == 0
+        export_cli.run(
+            _parse(export_cli, [*base, "--int8", "--calibration-images", str(images), "--no-check"])
+        )
+        == 0
     )
     assert (
         tmp_path / "cli" / "m_int8.onnx"
     ).is_file() and "int8, calibrated on 4 image(s)" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="calibration-images"):
-        export.run(_parse(export, [*base, "--int8"]))
+        export_cli.run(_parse(export_cli, [*base, "--int8"]))
     with pytest.raises(ConfigError, match="fixed --size"):
-        export.run(_parse(export, [*base, "--int8", "--dynamic", "--calibration-images", str(images)]))
+        export_cli.run(
+            _parse(export_cli, [*base, "--int8", "--dynamic", "--calibration-images", str(images)])
+        )
 
 
 def test_predict_runs_an_exported_onnx_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

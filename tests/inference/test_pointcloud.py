@@ -54,8 +54,8 @@ def test_predict_writes_pointcloud(tmp_path: Path) -> None:
 
     import torch
 
+    from densemtl.cli import predict
     from densemtl.data import io
-    from densemtl.inference import predict
     from densemtl.training.module import DenseMTLModule
 
     torch.set_num_threads(1)

@@ -104,7 +104,8 @@ def models() -> dict[str, nn.Module]:
 
 
 def test_registry_has_all_five() -> None:
-    assert set(BACKBONES.names()) == set(TORCHVISION_PARAMS)
+    # the five torchvision networks, and the Multi-Task Light-Weight RefineNet encoder
+    assert set(BACKBONES.names()) == set(TORCHVISION_PARAMS) | {"mobilenet_v2_refinenet"}
     with pytest.raises(ConfigError, match="unknown backbone 'vgg16'"):
         build_backbone("vgg16")
 

@@ -145,8 +145,15 @@ def test_auxiliary_tasks_are_deep_supervised_when_labelled(name: str) -> None:
     normals = F.normalize(torch.rand(2, 3, 32, 48) - 0.5, dim=1)
     batch = {"semseg": torch.randint(0, 5, (2, 32, 48)), "depth": torch.rand(2, 1, 32, 48) + 0.5}
     batch["normals"] = normals
-    task_losses = {"semseg": lambda p, t, v: F.cross_entropy(p, t), "depth": lambda p, t, v: F.l1_loss(p, t)}
-    terms = model.extra_losses(out, batch, task_losses)  # type: ignore[arg-type]
+    from densemtl.losses.compose import LossComposer
+
+    composer = LossComposer(
+        ["semseg", "depth"],
+        {"semseg": "cross_entropy", "depth": "l1"},
+        model.auxiliary_terms(),
+        {"normals": "cosine"},
+    )
+    terms = composer.auxiliary_terms(out, batch)
     # main tasks' deep supervision + normals (labelled); edges have no label here: not scored
     assert {k for k in terms if k.startswith("normals:")} == {k for k in aux_keys if k.startswith("normals:")}
     assert not any(k.startswith("edge:") for k in terms)
@@ -157,7 +164,7 @@ def test_auxiliary_tasks_are_deep_supervised_when_labelled(name: str) -> None:
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing and all("edge" in n for n in missing), missing  # only the unlabelled edge decoders
     del batch["normals"]
-    assert not any(k.startswith("normals:") for k in model.extra_losses(out, batch, task_losses))  # type: ignore[arg-type]
+    assert not any(k.startswith("normals:") for k in composer.auxiliary_terms(out, batch))
     model.eval()
     with torch.no_grad():
         assert set(model(image)) == {"semseg", "depth"}

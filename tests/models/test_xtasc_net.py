@@ -67,14 +67,16 @@ def test_outputs_train_and_direct_only(tiny: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("mode", ["xtsc", "xtc"])
 def test_losses_both_modes_and_gradient_routing(tiny: torch.nn.Module, mode: str) -> None:
-    from densemtl.losses import build_loss
+    from densemtl.losses.compose import LossComposer
 
     tiny.train()
     tiny.transfer_loss = mode
     batch = _batch()
     out = tiny(batch["image"])
-    task_losses = {"semseg": build_loss("cross_entropy"), "depth": build_loss("xtasc_depth")}
-    terms = tiny.extra_losses(out, batch, task_losses)
+    composer = LossComposer(
+        ["semseg", "depth"], {"semseg": "cross_entropy", "depth": "xtasc_depth"}, tiny.auxiliary_terms(), {}
+    )
+    terms = composer.auxiliary_terms(out, batch)
     assert set(terms) == {"semseg:transfer", "depth:transfer"}
     assert all(torch.isfinite(v) and v.ndim == 0 for v in terms.values())
     # L_tdep = s2d(seg): its gradient reaches the seg decoder; in xtsc never the depth decoder
@@ -112,7 +114,12 @@ def test_xtsc_uses_detached_direct_predictions(tiny: torch.nn.Module) -> None:
     # identical transferred/direct predictions give a zero depth consistency term
     out = dict(out)
     out["depth:transfer"] = out["depth"]
-    terms = tiny.extra_losses(out, batch, {})
+    from densemtl.losses.compose import LossComposer
+
+    composer = LossComposer(
+        ["semseg", "depth"], {"semseg": "cross_entropy", "depth": "xtasc_depth"}, tiny.auxiliary_terms(), {}
+    )
+    terms = composer.auxiliary_terms(out, batch)
     assert float(terms["depth:transfer"].detach()) == 0.0
 
 

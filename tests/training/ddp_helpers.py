@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from densemtl.weighting import build_weighting
+from densemtl.weighting import build_weighting, select_shared_parameters
 
 TASKS = ["semseg", "depth"]
 
@@ -36,7 +36,7 @@ class ToyMTL(nn.Module):
         with torch.no_grad():  # opposite read-outs of the same features: conflicting task gradients
             self.heads["depth"].weight.copy_(-self.heads["semseg"].weight)
         self.weighting = build_weighting(weighting, TASKS, sync=sync)
-        self.weighting.attach(self)
+        self.shared = select_shared_parameters(self.weighting, self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)
@@ -44,7 +44,7 @@ class ToyMTL(nn.Module):
             "semseg": (self.heads["semseg"](z)[:, 0] - y).square().mean(),
             "depth": (self.heads["depth"](z)[:, 0] - 2 * y).abs().mean(),
         }
-        return self.weighting(losses)
+        return self.weighting(losses, self.shared)
 
 
 def toy_data(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

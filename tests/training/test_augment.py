@@ -127,3 +127,31 @@ def test_coloraug_full_jitter_in_range_and_per_image() -> None:
     out = ColorAug()(dict(image=image), regions, generator=g)["image"]
     assert out.shape == image.shape and (out >= 0).all() and (out <= 1).all()
     assert not torch.equal(out, image)
+
+
+def test_affinemix_mirrors_normals_of_flipped_sources_and_pastes_by_the_mask() -> None:
+    src, dst = _scene(seed=5), _scene(seed=6)
+    src["normals"] = torch.tensor([0.6, 0.0, 0.8]).view(1, 3, 1, 1).expand(1, 3, 16, 16).clone()
+    dst["normals"] = torch.tensor([0.0, -1.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 16, 16).clone()
+    mix = AffineMix(depth_order=False)
+    for flip, x in ((False, 0.6), (True, -0.6)):
+        mixed, mask = mix(src, dst, params=_params(0.75, tx=0.1, flip=flip))
+        m = mask[:, None].expand(-1, 3, -1, -1)
+        pasted = mixed["normals"][m].view(3, -1)
+        assert mask.any() and (~mask).any()
+        assert torch.equal(pasted, torch.tensor([x, 0.0, 0.8]).view(3, 1).expand_as(pasted))
+        assert torch.equal(mixed["normals"][~m], dst["normals"][~m])
+        # the image / labels follow the same mask
+        assert torch.equal(mixed["semseg"][~mask], dst["semseg"][~mask])
+
+
+def test_affinemix_transform_mirrors_normals_per_sample() -> None:
+    params = AffineParams(torch.ones(2), torch.zeros(2), torch.zeros(2), torch.tensor([True, False]))
+    normals = torch.nn.functional.normalize(torch.randn(2, 3, 4, 4), dim=1)
+    moved = AffineMix().transform("normals", normals, params)
+    sign = torch.tensor([-1.0, 1.0, 1.0]).view(3, 1, 1)
+    assert torch.equal(moved[0], normals[0].flip(-1) * sign)
+    assert torch.equal(moved[1], normals[1])
+    # depth: zoom rule only; a mirror moves pixels but keeps values
+    depth = torch.rand(2, 1, 4, 4) + 1
+    assert torch.equal(AffineMix().transform("depth", depth, params)[0], depth[0].flip(-1))

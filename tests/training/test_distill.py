@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_dataset
+from densemtl.cli import distill as distill_cli
 from densemtl.data import io
 from densemtl.data.datasets.folder import FolderDataset
 from densemtl.data.sample import collate
@@ -48,7 +49,7 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str]) -> int:
-    return distill.run(distill.add_arguments(argparse.ArgumentParser()).parse_args(argv))
+    return distill_cli.run(distill_cli.add_arguments(argparse.ArgumentParser()).parse_args(argv))
 
 
 @pytest.fixture

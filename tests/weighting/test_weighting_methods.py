@@ -50,16 +50,16 @@ def test_dwa_weights_follow_loss_ratios() -> None:
 def test_gradnorm_updates_weights_and_renormalises() -> None:
     toy = _Toy()
     gn = build_weighting("gradnorm", TASKS, alpha=1.5)
-    gn.attach(toy)
+    layer = [toy.encoder[2].weight]  # the last layer of the shared part: GradNorm's W
     opt = torch.optim.SGD(list(toy.parameters()) + list(gn.parameters()), lr=0.05)
     x = torch.randn(16, 4)
     for _ in range(5):
         opt.zero_grad()
-        total = gn(toy.losses(x))
+        total = gn(toy.losses(x), layer)
         total.backward()
         assert gn.task_weights.grad is not None and gn.task_weights.grad.abs().sum() > 0
         opt.step()
-    gn(toy.losses(x))  # renormalisation happens at the next call
+    gn(toy.losses(x), layer)  # renormalisation happens at the next call
     w = torch.tensor(list(gn.weights().values()))
     assert w.sum() == pytest.approx(2.0, abs=1e-5) and not torch.allclose(w, torch.ones(2))
     gn.eval()
@@ -79,7 +79,6 @@ def test_pcgrad_projection_maths() -> None:
 def test_pcgrad_surrogate_gives_projected_shared_gradient() -> None:
     toy = _Toy()
     pc = build_weighting("pcgrad", TASKS)
-    pc.attach(toy)
     x = torch.randn(8, 4)
     losses = toy.losses(x)
     shared = list(toy.encoder.parameters())
@@ -91,7 +90,7 @@ def test_pcgrad_surrogate_gives_projected_shared_gradient() -> None:
     )
     expected = PCGrad.project(flat, torch.Generator().manual_seed(0))
     toy.zero_grad()
-    pc(losses).backward()
+    pc(losses, shared).backward()
     got = torch.cat([p.grad.flatten() for p in shared])
     assert torch.allclose(got, expected, atol=1e-6)
     # task-specific parameters: plain gradients
@@ -109,15 +108,13 @@ def test_every_weighting_trains_a_real_model(name: str) -> None:
         weighting=name,
         model_options={"backbone": "resnet18", "decoder_channels": 8},
     )
-    if hasattr(module.weighting, "attach"):
-        module.weighting.attach(module.net)
     g = torch.Generator().manual_seed(0)
     batch = {
         "image": torch.rand(2, 3, 32, 32, generator=g),
         "semseg": torch.randint(0, 3, (2, 32, 32), generator=g),
         "depth": torch.rand(2, 1, 32, 32, generator=g) + 1,
     }
-    total = module.weighting(module.compute_losses(module(batch["image"]), batch))
+    total = module.weighted_loss(module.compute_losses(module(batch["image"]), batch))
     total.backward()
     assert torch.isfinite(total)
     assert module.net.encoder.conv1.weight.grad is not None

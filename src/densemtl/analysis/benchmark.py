@@ -11,13 +11,23 @@ Paths (``--paths``, comma-separated; default: every path of the device):
   ``optimize_for_inference``), ``onnxruntime`` (ONNX export, ORT CPU, all graph optimisations),
   ``onnxruntime_int8`` (the same graph statically quantised to int8 by ORT's quantiser, calibrated on
   the benchmark image: its latency is real, its ``max |diff|`` is not an accuracy measure; score a
-  calibrated ``densemtl export --int8`` file with ``densemtl predict --onnx`` + ``densemtl evaluate``).
+  calibrated ``densemtl export --int8`` file with ``densemtl predict --onnx`` + ``densemtl evaluate``),
+  ``onnxruntime_plain`` (the network as trained, without the ``for_onnx()`` rewrite), ``openvino``
+  (the exported ONNX graph converted to an OpenVINO IR, CPU plugin, fp32) and ``openvino_int8``
+  (the IR quantised by NNCF, calibrated on the benchmark image).
+* ``<exported path>+labels`` (e.g. ``openvino+labels``): the deployment graph of
+  ``densemtl export`` (semseg label map, uint8, and full-resolution depth inside the graph) instead
+  of full-resolution logits; its ``max |diff|`` for the label map is the fraction of pixels whose
+  label differs from the argmax of the eager logits.
 * CUDA: ``eager``, ``channels_last``, ``compile``, ``fp16`` / ``bf16`` (half-precision weights and
   input, channels-last), ``fp16_cudagraph`` (the fp16 path captured in a CUDA graph).
 
 Every path sees the same random image (RGB in [0, 1], batch 1); latency = median and 90th percentile of
 ``--runs`` timed passes after ``--warmup`` untimed ones, under ``torch.inference_mode`` (CUDA
-synchronised around each pass). ``max |diff|`` is the largest abs difference of any output against the
+synchronised around each pass). The paths are built first, then timed **interleaved** (one pass of
+each path in turn, ``A B C A B C ...``), so a slow spell of a shared machine hits every path alike
+and the ratios between paths (``latency_vs``: this median / the other's) stay meaningful when the
+absolute numbers do not. ``--profile`` adds OpenVINO's per-layer counters for the OpenVINO paths. ``max |diff|`` is the largest abs difference of any output against the
 eager fp32 outputs: paths that change numerics (fp16, bf16) must also report their accuracy change on a
 test set (``densemtl test``), which this tool does not do.
 
@@ -35,9 +45,7 @@ still run. ``--output FILE`` rewrites the ``## Deployment latency (densemtl benc
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import json
 import statistics
 import tempfile
 import time
@@ -52,10 +60,31 @@ from torch import nn
 
 from densemtl.errors import ConfigError
 
-__all__ = ["CPU_PATHS", "CUDA_PATHS", "SECTION", "add_arguments", "matmul_gflops", "run", "run_benchmark"]
+__all__ = [
+    "CPU_PATHS",
+    "CUDA_PATHS",
+    "SECTION",
+    "command_line",
+    "default_paths",
+    "markdown_section",
+    "matmul_gflops",
+    "run_benchmark",
+    "update_section",
+]
 
 SECTION = "## Deployment latency (densemtl benchmark)"
-CPU_PATHS = ("eager", "channels_last", "compile", "torchscript", "onnxruntime", "onnxruntime_int8")
+CPU_PATHS = (
+    "eager",
+    "channels_last",
+    "compile",
+    "torchscript",
+    "onnxruntime",
+    "onnxruntime_int8",
+    "openvino",
+    "openvino_int8",
+)
+EXTRA_CPU_PATHS = ("onnxruntime_plain",)  # and "<exported path>+labels"
+EXPORTED_PATHS = ("onnxruntime", "onnxruntime_int8", "onnxruntime_plain", "openvino", "openvino_int8")
 CUDA_PATHS = ("eager", "channels_last", "compile", "fp16", "bf16", "fp16_cudagraph")
 
 
@@ -102,7 +131,7 @@ class _TupleOut(nn.Module):
 
 
 def _build_path(name: str, model: nn.Module, x: torch.Tensor, tmp: Path, threads: int) -> Callable[[], Any]:
-    """A zero-argument callable running one batch-1 inference along ``name``; returns task outputs."""
+    """A zero-argument callable running one batch-1 inference along the PyTorch path ``name``."""
     dev = x.device
     tasks = list(model.tasks)
     if name == "eager":
@@ -122,19 +151,6 @@ def _build_path(name: str, model: nn.Module, x: torch.Tensor, tmp: Path, threads
             traced = torch.jit.trace(_TupleOut(_clone(model)).eval(), x, check_trace=False)
             frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
         return lambda: frozen(x)
-    if name in ("onnxruntime", "onnxruntime_int8"):
-        from densemtl.inference.export import export_onnx, onnx_session, quantize_onnx_int8
-
-        if dev.type != "cpu":
-            raise ConfigError(f"{name} path runs on CPU only")
-        path = tmp / "model.onnx"
-        export_onnx(_clone(model), path, tuple(x.shape[-2:]))
-        if name == "onnxruntime_int8":
-            # calibrated on the benchmark image: the latency does not depend on the calibration data
-            path = quantize_onnx_int8(path, tmp / "model_int8.onnx", [x.numpy()])
-        session = onnx_session(path, threads)
-        feed = {"image": x.numpy()}
-        return lambda: tuple(torch.from_numpy(o) for o in session.run(None, feed))
     if name in ("fp16", "bf16", "fp16_cudagraph"):
         if dev.type != "cuda":
             raise ConfigError(f"{name} path needs --device cuda")
@@ -159,14 +175,78 @@ def _build_path(name: str, model: nn.Module, x: torch.Tensor, tmp: Path, threads
 
         return replay
     raise ConfigError(
-        f"unknown benchmark path {name!r}; CPU: {', '.join(CPU_PATHS)}; CUDA: {', '.join(CUDA_PATHS)}"
+        f"unknown benchmark path {name!r}; CPU: {', '.join(CPU_PATHS + EXTRA_CPU_PATHS)} (exported ones "
+        f"also as <path>+labels); CUDA: {', '.join(CUDA_PATHS)}"
     )
+
+
+def _build(
+    name: str, model: nn.Module, x: torch.Tensor, tmp: Path, threads: int
+) -> tuple[Callable[[], Any], Callable[[int], dict[str, Any]] | None]:
+    """``(one batch-1 inference along name, per-layer profiler or None)``."""
+    base, plus, variant = name.partition("+")
+    if base in EXPORTED_PATHS and (not plus or variant == "labels"):
+        if x.device.type != "cpu":
+            raise ConfigError(f"{name} path runs on CPU only")
+        return _exported_path(base, variant == "labels", model, x, tmp, threads)
+    return _build_path(name, model, x, tmp, threads), None
+
+
+def _exported_path(
+    base: str, labels: bool, model: nn.Module, x: torch.Tensor, tmp: Path, threads: int
+) -> tuple[Callable[[], Any], Callable[[int], dict[str, Any]] | None]:
+    """An ONNX Runtime / OpenVINO path: ``(run, per-layer profiler or None)``."""
+    from densemtl.inference.export import deploy_outputs, export_onnx, onnx_session, quantize_onnx_int8
+
+    stem = base + ("_labels" if labels else "")
+    path = tmp / f"{stem}.onnx"
+    outputs = deploy_outputs(list(model.tasks)) if labels else None
+    export_onnx(_clone(model), path, tuple(x.shape[-2:]), outputs=outputs, rewrite=base != "onnxruntime_plain")
+    feed = {"image": x.numpy()}
+    if base.startswith("onnxruntime"):
+        if base == "onnxruntime_int8":
+            # calibrated on the benchmark image: the latency does not depend on the calibration data
+            path = quantize_onnx_int8(path, tmp / f"{stem}_int8.onnx", [x.numpy()])
+        session = onnx_session(path, threads)
+        return (lambda: tuple(torch.from_numpy(o) for o in session.run(None, feed))), None
+    from densemtl.inference import openvino as ovb
+
+    if base == "openvino_int8":
+        path = ovb.quantize_openvino_int8(path, tmp / f"{stem}_int8.xml", [x.numpy()])
+    compiled = ovb.compile_model(path, threads)
+    request = compiled.create_infer_request()
+    count = len(compiled.outputs)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        request.infer(feed)
+        return tuple(torch.from_numpy(request.get_output_tensor(i).data) for i in range(count))
+
+    return run, lambda runs: ovb.layer_profile(ovb.compile_model(path, threads, perf_count=True), feed, runs)
+
+
+def _reference(model: nn.Module, x: torch.Tensor, name: str) -> tuple[torch.Tensor, ...]:
+    """Eager fp32 outputs a path is compared with (the deployment graph's outputs for ``+labels``)."""
+    if not name.endswith("+labels"):
+        return tuple(model(x)[t].float() for t in model.tasks)
+    from densemtl.inference.export import DeployWrapper, deploy_outputs
+
+    return DeployWrapper(model, deploy_outputs(list(model.tasks)))(x)
 
 
 def _clone(model: nn.Module) -> nn.Module:
     import copy
 
     return copy.deepcopy(model).eval()
+
+
+def default_paths(device: torch.device) -> list[str]:
+    """Every path of the device (the OpenVINO ones where the ``openvino`` extra is installed)."""
+    if device.type == "cuda":
+        return list(CUDA_PATHS)
+    import importlib.util
+
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    return [p for p in CPU_PATHS if has_openvino or not p.startswith("openvino")]
 
 
 def run_benchmark(
@@ -177,52 +257,63 @@ def run_benchmark(
     warmup: int = 3,
     device: str | torch.device = "cpu",
     matmul_size: int = 1024,
+    profile: bool = False,
 ) -> dict[str, Any]:
-    """Time ``model`` along ``paths``; returns ``{"matmul_gflops", "macs", "rows": [...]}``."""
+    """Time ``model`` along ``paths``, interleaved; returns ``{"matmul_gflops", "macs", "rows": [...]}``."""
     from densemtl.analysis.profile import count_flops
+    from densemtl.inference.export import output_difference
 
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("benchmark: --device cuda requested but CUDA is not available")
     if runs < 1 or warmup < 0:
         raise ConfigError("benchmark: need --runs >= 1 and --warmup >= 0")
-    paths = list(paths or (CUDA_PATHS if dev.type == "cuda" else CPU_PATHS))
+    paths = list(paths or default_paths(dev))
     threads = torch.get_num_threads()
     model = model.eval().to(dev)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(dev)
     macs = count_flops(model, x) // 2
-    with torch.inference_mode():
-        reference = tuple(model(x)[t].float() for t in model.tasks)
-    gflops_mm_before = matmul_gflops(matmul_size, device=dev)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    timed: list[tuple[dict[str, Any], Callable[[], Any]]] = []
+    profilers: dict[str, Callable[[int], dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         for name in paths:
             row: dict[str, Any] = {"path": name}
+            rows.append(row)
             try:
-                with torch.inference_mode():
-                    fn = _build_path(name, model, x, Path(tmp), threads)
-                    outs = fn()  # first call: compilation / graph capture, not timed
-                    row["max_abs_diff"] = max(
-                        float((o.float().to(r.device) - r).abs().max()) for o, r in zip(outs, reference)
-                    )
-                    times = _time(fn, runs, warmup, dev)
+                fn, profiler = _build(name, model, x, Path(tmp), threads)
+                outs = fn()  # first call: compilation / graph capture, not timed
+                reference = _reference(model, x, name)
+                row["max_abs_diff"] = max(
+                    output_difference(r.cpu().numpy(), o.to(r.dtype).cpu().numpy())
+                    for o, r in zip(outs, reference)
+                )
             except Exception as e:  # one failing path must not hide the others
                 row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
-                rows.append(row)
                 continue
-            median = statistics.median(times)
-            eff = 2.0 * macs / (median / 1000.0) / 1e9
-            row.update(
-                latency_ms_median=median,
-                latency_ms_p90=float(np.percentile(times, 90)),
-                effective_gflops=eff,
-            )
-            rows.append(row)
-    gflops_mm_after = matmul_gflops(matmul_size, device=dev)
+            timed.append((row, fn))
+            if profiler is not None:
+                profilers[name] = profiler
+        gflops_mm_before = matmul_gflops(matmul_size, device=dev)
+        times = _time_interleaved([fn for _, fn in timed], runs, warmup, dev)
+        gflops_mm_after = matmul_gflops(matmul_size, device=dev)
+        if profile:
+            for row, _ in timed:
+                if row["path"] in profilers:
+                    row["profile"] = profilers[row["path"]](max(runs // 4, 3))
     gflops_mm = max(gflops_mm_before, gflops_mm_after)
-    for row in rows:
-        if "effective_gflops" in row:
-            row["fraction_of_matmul"] = row["effective_gflops"] / gflops_mm
+    for (row, _), path_times in zip(timed, times):
+        median = statistics.median(path_times)
+        eff = 2.0 * macs / (median / 1000.0) / 1e9
+        row.update(
+            latency_ms_median=median,
+            latency_ms_p90=float(np.percentile(path_times, 90)),
+            effective_gflops=eff,
+            fraction_of_matmul=eff / gflops_mm,
+        )
+    medians = {row["path"]: row["latency_ms_median"] for row, _ in timed}
+    for row, _ in timed:
+        row["latency_vs"] = {p: row["latency_ms_median"] / m for p, m in medians.items() if p != row["path"]}
     return {
         "matmul_gflops": gflops_mm,
         "matmul_gflops_before_after": [gflops_mm_before, gflops_mm_after],
@@ -233,8 +324,27 @@ def run_benchmark(
         "warmup": warmup,
         "threads": threads,
         "device": str(dev),
+        "interleaved": True,
         "rows": rows,
     }
+
+
+def _time_interleaved(
+    fns: Sequence[Callable[[], Any]], runs: int, warmup: int, device: torch.device
+) -> list[list[float]]:
+    """Milliseconds of ``runs`` passes of each callable, taken in turn (``A B C A B C ...``)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, record in zip(fns, times):
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            record.append((time.perf_counter() - t0) * 1000.0)
+    return times
 
 
 def markdown_section(result: dict[str, Any], model_name: str, command: str, machine: str) -> str:
@@ -256,21 +366,44 @@ def markdown_section(result: dict[str, Any], model_name: str, command: str, mach
         "Effective GFLOP/s = "
         "2 x MACs / median latency; `% matmul` = effective / matmul throughput. `max |diff|` = largest "
         f"output difference from eager fp32. Latency over {result['runs']} timed runs after "
-        f"{result['warmup']} warm-up runs.",
+        f"{result['warmup']} warm-up runs"
+        + (", the paths interleaved (one pass of each in turn)." if result.get("interleaved") else "."),
         "",
-        "| path | median (ms) | p90 (ms) | effective GFLOP/s | % matmul | max abs diff vs eager |",
-        "|---|---:|---:|---:|---:|---:|",
+    ]
+    ok = [row for row in result["rows"] if "error" not in row]
+    first = ok[0]["path"] if ok else None
+    lines += [
+        f"| path | median (ms) | p90 (ms) | vs {first} | effective GFLOP/s | % matmul | max abs diff vs eager |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         if "error" in row:
-            lines.append(f"| {row['path']} | error: {row['error']} | | | | |")
-        else:
-            lines.append(
-                f"| {row['path']} | {row['latency_ms_median']:.1f} | {row['latency_ms_p90']:.1f} "
-                f"| {row['effective_gflops']:.1f} | {100 * row['fraction_of_matmul']:.0f}% "
-                f"| {row['max_abs_diff']:.1e} |"
-            )
+            lines.append(f"| {row['path']} | error: {row['error']} | | | | | |")
+            continue
+        ratio = row.get("latency_vs", {}).get(first, 1.0)
+        lines.append(
+            f"| {row['path']} | {row['latency_ms_median']:.1f} | {row['latency_ms_p90']:.1f} | {ratio:.2f} "
+            f"| {row['effective_gflops']:.1f} | {100 * row['fraction_of_matmul']:.0f}% "
+            f"| {row['max_abs_diff']:.1e} |"
+        )
+    for row in ok:
+        if "profile" in row:
+            lines += ["", *profile_lines(row["path"], row["profile"])]
     return "\n".join(lines) + "\n"
+
+
+def profile_lines(path: str, profile: dict[str, Any], top: int = 8) -> list[str]:
+    """Markdown lines of an OpenVINO per-layer profile: time per layer type (mean per run)."""
+    total = profile["total_ms"] or 1.0
+    lines = [
+        f"`{path}` per-layer profile (OpenVINO counters, {profile['total_ms']:.1f} ms per run in layers):",
+        "",
+        "| layer type (kernel) | ms | share |",
+        "|---|---:|---:|",
+    ]
+    for kind, ms in list(profile["by_type_ms"].items())[:top]:
+        lines.append(f"| {kind} | {ms:.1f} | {100 * ms / total:.0f}% |")
+    return lines
 
 
 def update_section(path: str | Path, section: str, heading: str = SECTION) -> None:
@@ -280,60 +413,23 @@ def update_section(path: str | Path, section: str, heading: str = SECTION) -> No
     update_markdown_section(path, section, heading)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument(
-        "--model", default=None, help="registered model name or YAML config (default mt_refinenet)"
+def command_line(
+    name: str,
+    from_checkpoint: bool,
+    size: str,
+    runs: int,
+    warmup: int,
+    device: str,
+    paths: str | None = None,
+    threads: int | None = None,
+) -> str:
+    """The ``densemtl benchmark`` command line that reproduces a run (written into the report)."""
+    command = (
+        f"densemtl benchmark {'--ckpt' if from_checkpoint else '--model'} {name} --size {size} --runs {runs}"
     )
-    what.add_argument("--ckpt", default=None, help="training checkpoint to benchmark instead")
-    parser.add_argument("--num-classes", type=int, default=40, help="semseg classes for --model (default 40)")
-    parser.add_argument("--tasks", default="semseg,depth", help="tasks for --model (default semseg,depth)")
-    parser.add_argument("--size", default="480x640", help="input HEIGHTxWIDTH (default 480x640)")
-    parser.add_argument(
-        "--paths",
-        default=None,
-        help=f"comma-separated paths (CPU default: {','.join(CPU_PATHS)}; "
-        f"CUDA default: {','.join(CUDA_PATHS)})",
-    )
-    parser.add_argument("--runs", type=int, default=20, help="timed passes per path (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed passes per path (default 3)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch / ORT CPU threads (default: torch's)"
-    )
-    parser.add_argument(
-        "--matmul-size", type=int, default=1024, help="n of the n x n matmul reference (default 1024)"
-    )
-    parser.add_argument(
-        "--output", type=Path, default=None, help="markdown file whose benchmark section to rewrite"
-    )
-    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    from densemtl.analysis.profile import machine_description, parse_size
-    from densemtl.inference.export import load_for_export
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    size = parse_size(args.size)
-    name = args.ckpt or args.model or "mt_refinenet"
-    model, _ = load_for_export(args.ckpt, None if args.ckpt else name, args.num_classes, args.tasks)
-    paths = [p.strip() for p in args.paths.split(",") if p.strip()] if args.paths else None
-    result = run_benchmark(model, size, paths, args.runs, args.warmup, args.device, args.matmul_size)
-    machine = machine_description(args.device)
-    command = f"densemtl benchmark {'--ckpt' if args.ckpt else '--model'} {name} --size {args.size} --runs {args.runs}"
-    command += f" --warmup {args.warmup} --device {args.device}"
-    if args.paths:
-        command += f" --paths {args.paths}"
-    if args.threads:
-        command += f" --threads {args.threads}"
-    section = markdown_section(result, name, command, machine)
-    print(section)
-    if args.output:
-        update_section(args.output, section)
-        print(f"updated {args.output}")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "command": command, **result}, indent=2) + "\n")
-    return 1 if any("error" in r for r in result["rows"]) else 0
+    command += f" --warmup {warmup} --device {device}"
+    if paths:
+        command += f" --paths {paths}"
+    if threads:
+        command += f" --threads {threads}"
+    return command

@@ -6,10 +6,10 @@ demo takes, not what it reaches. The recipe is ``configs/demo.yaml``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +32,17 @@ REPORT_METRICS = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="runs/demo", help="run folder (report, checkpoints, logs)")
-    parser.add_argument(
-        "--config", default=str(CONFIG_DIR / "demo.yaml"), help="training recipe (LightningCLI YAML)"
-    )
-    parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimiser steps")
-    parser.add_argument("--num-images", type=int, default=None, help="override the number of rendered rooms")
-    parser.add_argument("--panels", type=int, default=6, help="prediction panels in the report")
-    parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides, e.g. --data.batch_size=8")
-
-
-def run(args: argparse.Namespace) -> int:
-    from densemtl.cli import build_cli
-
-    output = Path(args.output)
+def demo_overrides(
+    output: str | Path,
+    config: str | Path = CONFIG_DIR / "demo.yaml",
+    max_steps: int | None = None,
+    num_images: int | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The LightningCLI arguments of a demo run: the recipe, the run folder as root and logger, overrides."""
     overrides = [
         "--config",
-        args.config,
+        str(config),
         "--trainer.default_root_dir",
         str(output),
         "--trainer.logger",
@@ -60,14 +53,23 @@ def run(args: argparse.Namespace) -> int:
             }
         ),
     ]
-    if args.max_steps is not None:
-        overrides += ["--trainer.max_steps", str(args.max_steps)]
-    if args.num_images is not None:
-        overrides += ["--data.synthetic.num_images", str(args.num_images)]
-    overrides += list(args.overrides)
-    start = time.perf_counter()
-    cli = build_cli(overrides, run=False)
-    trainer, module, data = cli.trainer, cli.model, cli.datamodule
+    if max_steps is not None:
+        overrides += ["--trainer.max_steps", str(max_steps)]
+    if num_images is not None:
+        overrides += ["--data.synthetic.num_images", str(num_images)]
+    return overrides + list(extra)
+
+
+def run_demo(
+    trainer: Any, module: Any, data: Any, output: Path, panels: int = 6, start: float | None = None
+) -> tuple[dict[str, float], dict[str, float], Path]:
+    """Render (or load) the rooms, train, test the last checkpoint and write the report.
+
+    ``trainer`` / ``module`` / ``data``: as the densemtl LightningCLI instantiates them from
+    :func:`demo_overrides`; ``start``: when the run began (``time.perf_counter``), for the timings.
+    Returns ``(test metrics, timings, report path)``.
+    """
+    start = time.perf_counter() if start is None else start
     print(f"[demo] rendering / loading synthetic rooms into {data.root} ...", flush=True)
     data.prepare_data()
     render_done = time.perf_counter()
@@ -82,13 +84,8 @@ def run(args: argparse.Namespace) -> int:
         "steps": int(trainer.global_step),
     }
     checkpoint = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
-    report = write_report(output, module, data, metrics, timings, args.panels, checkpoint)
-    print(
-        f"[demo] mIoU {metrics.get('miou', float('nan')):.3f}  delta1 {metrics.get('delta1', float('nan')):.3f}  "
-        f"abs_rel {metrics.get('abs_rel', float('nan')):.3f}  ({timings['total_s'] / 60:.1f} min)"
-    )
-    print(f"[demo] report: {report}")
-    return 0
+    report = write_report(output, module, data, metrics, timings, panels, checkpoint)
+    return metrics, timings, report
 
 
 @torch.inference_mode()
@@ -99,7 +96,7 @@ def _per_class_iou_and_panels(
     from densemtl.data.sample import collate
     from densemtl.inference.viz import prediction_panel
     from densemtl.metrics import SegmentationMetrics
-    from densemtl.training.module import label_numpy, prediction_numpy
+    from densemtl.tasks import get_task
 
     module.eval()
     dataset = data.split_dataset("test")
@@ -115,8 +112,12 @@ def _per_class_iou_and_panels(
         for i in range(len(samples)):
             if len(paths) >= panels:
                 break
-            pred = prediction_numpy(outputs, i)
-            gt = {t: label_numpy(t, batch[t][i]) for t in module.tasks if bool(batch["has_gt"][t][i])}
+            pred = {t: get_task(t).to_numpy(out[i]) for t, out in outputs.items()}
+            gt = {
+                t: get_task(t).label_to_numpy(batch[t][i])
+                for t in module.tasks
+                if bool(batch["has_gt"][t][i])
+            }
             panel = prediction_panel(batch["image"][i].numpy(), data.class_colors, pred, gt)
             path = out_dir / f"panel_{len(paths)}.png"
             write_image(path, panel)

@@ -20,10 +20,8 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +32,10 @@ import torch.nn.functional as F
 from densemtl.data import io
 from densemtl.data.datasets.folder import DEPTH_PNG_SCALE, LABEL_DIRS, FolderDataset
 from densemtl.data.sample import TASKS
-from densemtl.errors import DataError, DenseMTLError
+from densemtl.errors import DataError
 from densemtl.metrics import METRIC_TASK, MultiTaskMetrics, SegmentationMetrics, delta_mtl
 
-__all__ = ["add_arguments", "evaluate", "main", "read_prediction", "run"]
+__all__ = ["add_delta_mtl", "evaluate", "print_report", "read_prediction"]
 
 #: task -> prediction file suffixes, in order of preference.
 PRED_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -194,7 +192,7 @@ def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -217,100 +215,23 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print(per_class)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``evaluate`` options to ``parser`` (used by ``densemtl.cli`` and :func:`main`)."""
-    parser.add_argument(
-        "--predictions", type=Path, required=True, help="folder with semantic/, depth/, normals/"
-    )
-    parser.add_argument(
-        "--dataset-root", type=Path, required=True, help="dataset in the generic folder format"
-    )
-    parser.add_argument(
-        "--split", default="test", help="split name in <dataset-root>/splits/ (default: test)"
-    )
-    parser.add_argument(
-        "--output", type=Path, default=None, help="JSON file to write (default: <predictions>/metrics.json)"
-    )
-    parser.add_argument(
-        "--tasks",
-        nargs="+",
-        choices=TASKS,
-        default=None,
-        help="tasks to score (default: every prediction folder)",
-    )
-    parser.add_argument(
-        "--absent-policy",
-        choices=("nan", "zero"),
-        default="nan",
-        help="IoU of a class absent from prediction and ground truth: skipped (nan) or 0 (zero)",
-    )
-    parser.add_argument(
-        "--per-image", action="store_true", help="average depth metrics per image, not per pixel"
-    )
-    parser.add_argument("--min-depth", type=float, default=None, help="ignore ground truth <= this (metres)")
-    parser.add_argument("--max-depth", type=float, default=None, help="ignore ground truth >= this (metres)")
-    parser.add_argument("--eigen-crop", action="store_true", help="evaluate depth inside the Eigen crop only")
-    parser.add_argument(
-        "--baseline", type=Path, default=None, help="a baseline metrics.json: also report Δ_MTL"
-    )
-    parser.add_argument(
-        "--delta-mode",
-        choices=("maninis", "task_mean", "metric_mean"),
-        default="maninis",
-        help="Δ_MTL variant (default: maninis, one metric per task)",
-    )
+def add_delta_mtl(report: dict[str, Any], baseline: str | Path, mode: str = "maninis") -> dict[str, Any]:
+    """Add ``delta_mtl`` / ``delta_mode`` to ``report`` against the metrics.json ``baseline``.
 
-
-def run(args: argparse.Namespace) -> int:
-    """Run the evaluation described by ``args``; prints a table, writes JSON, returns 0.
-
-    Raises:
-        DenseMTLError: bad input (the CLI prints it as one line).
+    Δ_MTL of Maninis et al., CVPR 2019, Eq. 4 (:func:`densemtl.metrics.delta_mtl`), over the metrics
+    both reports have a value for.
     """
-    report = evaluate(
-        args.predictions,
-        args.dataset_root,
-        split=args.split,
-        tasks=args.tasks,
-        absent_policy=args.absent_policy,
-        per_image=args.per_image,
-        min_depth=args.min_depth,
-        max_depth=args.max_depth,
-        eigen_crop=args.eigen_crop,
-    )
-    if args.baseline is not None:
-        try:
-            baseline = json.loads(Path(args.baseline).read_text())["metrics"]
-        except FileNotFoundError:
-            raise DataError(args.baseline, "file not found") from None
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise DataError(args.baseline, "not a densemtl metrics.json (needs a 'metrics' object)") from None
-        results = {k: v for k, v in report["metrics"].items() if v is not None}
-        baseline = {k: v for k, v in baseline.items() if v is not None}
-        try:
-            report["delta_mtl"] = delta_mtl(results, baseline, mode=args.delta_mode)
-        except ValueError as exc:
-            raise DataError(args.baseline, str(exc)) from None
-        report["delta_mode"] = args.delta_mode
-    output = args.output if args.output is not None else Path(args.predictions) / "metrics.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    _print_report(report)
-    print(f"wrote {output}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m densemtl.analysis.evaluate``); prints user errors as one line."""
-    parser = argparse.ArgumentParser(prog="densemtl evaluate", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
     try:
-        return run(args)
-    except DenseMTLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        metrics = json.loads(Path(baseline).read_text())["metrics"]
+    except FileNotFoundError:
+        raise DataError(baseline, "file not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise DataError(baseline, "not a densemtl metrics.json (needs a 'metrics' object)") from None
+    results = {k: v for k, v in report["metrics"].items() if v is not None}
+    reference = {k: v for k, v in metrics.items() if v is not None}
+    try:
+        report["delta_mtl"] = delta_mtl(results, reference, mode=mode)
+    except ValueError as exc:
+        raise DataError(baseline, str(exc)) from None
+    report["delta_mode"] = mode
+    return report

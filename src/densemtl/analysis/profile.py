@@ -3,7 +3,7 @@
 Conventions (also written into every report):
 
 * **params**: exact count of ``model.parameters()``; **params_mi** = params / 2^20, the "Mi" unit
-  seed paper 002 reports (so 1 Mi = 1,048,576 parameters, not 10^6).
+  Luo & Ye 2023 report (so 1 Mi = 1,048,576 parameters, not 10^6).
 * **MACs** (multiply-accumulates) per image, counted with ``torch.utils.flop_counter.FlopCounterMode``
   over one forward pass at batch 1. It counts convolutions, matmuls / linear layers and attention; it
   does not count normalisation, activations, pooling, interpolation or element-wise ops, like the
@@ -31,12 +31,10 @@ registered backbone and model and rewrites the ``## Model cost (densemtl profile
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import datetime as _dt
 import gc
-import json
 import os
 import platform
 import statistics
@@ -51,17 +49,19 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from densemtl.errors import ConfigError, DataError, DenseMTLError
+from densemtl.errors import ConfigError, DataError
 
 __all__ = [
     "BENCHMARK_SECTION",
-    "add_arguments",
+    "benchmark_section",
     "count_flops",
     "machine_description",
-    "main",
+    "parse_tasks",
+    "print_result",
     "profile_model",
+    "profile_registered",
+    "registered_names",
     "resolve_model",
-    "run",
     "update_benchmarks_section",
 ]
 
@@ -226,20 +226,6 @@ def profile_model(
 # ----------------------------------------------------------------------------- model resolution
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"480x640"`` -> (480, 640) (height x width); a single number means a square."""
-    parts = str(text).lower().replace("*", "x").split("x")
-    try:
-        vals = [int(p) for p in parts]
-    except ValueError:
-        vals = []
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2 or min(vals) < 1:
-        raise ConfigError(f"--size must be HEIGHTxWIDTH like 480x640, got {text!r}")
-    return vals[0], vals[1]
-
-
 def parse_tasks(text: str | Sequence[str], num_classes: int = 40) -> dict[str, int]:
     """``"semseg,depth"`` -> ``{"semseg": num_classes, "depth": 1}`` (normals: 3 channels)."""
     names = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
@@ -374,7 +360,7 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-def _print_single(name: str, kind: str, res: dict[str, Any]) -> None:
+def print_result(name: str, kind: str, res: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -426,9 +412,9 @@ def benchmark_section(rows: list[dict[str, Any]], command: str, machine: str) ->
         "the command. GMACs = multiply-accumulates per image counted by `torch.utils.flop_counter` "
         "(convolutions and matmuls; norms, activations, pooling and resizing not counted); GFLOPs = "
         '2 x GMACs. Papers\' "GFLOPs" are usually multiply-adds, i.e. the GMACs column. params (Mi) '
-        "= params / 2^20, as seed paper 002 reports. Latency: median / p90 of warm forward passes "
+        "= params / 2^20, as Luo & Ye 2023 report. Latency: median / p90 of warm forward passes "
         "(eval, `torch.inference_mode`); it depends on the machine and its load, so compare rows of one "
-        f"run only. Peak memory: `{mem}` (see `densemtl/profile.py`).",
+        f"run only. Peak memory: `{mem}` (see `densemtl/analysis/profile.py`).",
         "",
         *_markdown_rows(rows),
         "",
@@ -459,128 +445,28 @@ def update_benchmarks_section(path: str | Path, section: str) -> None:
     update_markdown_section(path, section, BENCHMARK_SECTION)
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``densemtl profile`` options to ``parser`` (the lead's cli.py mounts it)."""
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", help="backbone name, registered model name, or path of a YAML config")
-    what.add_argument("--list", action="store_true", help="list the registered backbones and models")
-    what.add_argument(
-        "--all",
-        action="store_true",
-        help="profile every registered backbone and model, update --benchmarks-file",
-    )
-    parser.add_argument("--size", default="480x640", help="input HEIGHTxWIDTH (default 480x640)")
-    parser.add_argument("--num-classes", type=int, default=40, help="semseg channels (default 40, NYUv2)")
-    parser.add_argument(
-        "--tasks", default="semseg,depth", help="comma-separated tasks for models (default semseg,depth)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
-    parser.add_argument("--runs", type=int, default=10, help="timed passes (default 10)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
-    parser.add_argument(
-        "--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON"
-    )
-    parser.add_argument(
-        "--benchmarks-file",
-        type=Path,
-        default=Path("docs/benchmarks.md"),
-        help="markdown file whose '## Model cost' section --all rewrites (default docs/benchmarks.md)",
-    )
-    return parser
-
-
-def _command_line(args: argparse.Namespace) -> str:
-    parts = ["densemtl profile", "--all" if args.all else f"--model {args.model}", f"--size {args.size}"]
-    parts += [f"--tasks {args.tasks}", f"--num-classes {args.num_classes}", f"--device {args.device}"]
-    parts += [f"--batch {args.batch}", f"--warmup {args.warmup}", f"--runs {args.runs}"]
-    if args.threads:
-        parts.append(f"--threads {args.threads}")
-    return " ".join(parts)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``densemtl profile`` with parsed ``args``; returns the exit status (user errors raise
-    :class:`~densemtl.errors.DenseMTLError`)."""
-    if getattr(args, "list", False):
-        from densemtl.models.backbones import BACKBONES
-
-        registry, _ = _models_registry()
-        print("backbones: " + ", ".join(BACKBONES.names()))
-        print("models: " + (", ".join(registry.names()) if registry is not None else "(none available)"))
-        return 0
-    size = parse_size(args.size)
-    parse_tasks(args.tasks, args.num_classes)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    kwargs = {
-        "input_size": size,
-        "batch": args.batch,
-        "device": args.device,
-        "warmup": args.warmup,
-        "runs": args.runs,
-    }
-    machine = machine_description(args.device)
-
-    if not args.all:
-        model, kind = resolve_model(args.model, args.tasks, args.num_classes)
-        res = profile_model(model, **kwargs)
-        _print_single(args.model, kind, res)
-        if args.json:
-            payload = {"model": args.model, "kind": kind, "machine": machine, **res}
-            args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        return 0
-
-    from rich.console import Console
-
+def registered_names() -> list[tuple[str, str]]:
+    """``(name, "backbone" | "model")`` for every registered backbone, then every registered model."""
     from densemtl.models.backbones import BACKBONES
 
     registry, _ = _models_registry()
     names = [(n, "backbone") for n in BACKBONES.names()]
-    names += [(n, "model") for n in (registry.names() if registry is not None else [])]
-    console = Console()
+    return names + [(n, "model") for n in (registry.names() if registry is not None else [])]
+
+
+def profile_registered(tasks: str, num_classes: int, log: Any = print, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`profile_model` of every registered backbone and model (``kwargs``: its options).
+
+    A network that fails to build or run gets an ``error`` row instead of numbers.
+    """
     rows: list[dict[str, Any]] = []
-    for name, kind in names:
-        console.print(f"profiling {kind} {name} ...")
+    for name, kind in registered_names():
+        log(f"profiling {kind} {name} ...")
         try:
-            model, _kind = resolve_model(name, args.tasks, args.num_classes)
+            model, _kind = resolve_model(name, tasks, num_classes)
             rows.append({"name": name, "kind": kind, **profile_model(model, **kwargs)})
             del model
         except Exception as e:  # one broken model must not hide the others' numbers
             reason = " ".join(str(e).split())[:200]
             rows.append({"name": name, "kind": kind, "error": f"{type(e).__name__}: {reason}"})
-    section = benchmark_section(rows, _command_line(args), machine)
-    console.print(section)
-    bench = Path(args.benchmarks_file)
-    if not bench.parent.is_dir():
-        raise ConfigError(
-            f"{bench.parent}/ not found: run from the repository root or pass --benchmarks-file"
-        )
-    update_benchmarks_section(bench, section)
-    console.print(f"updated {bench}")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
-    return 1 if any("error" in r for r in rows) else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m densemtl.analysis.profile ...`` without the full CLI."""
-    parser = add_arguments(
-        argparse.ArgumentParser(prog="densemtl profile", description=__doc__.split("\n")[0])
-    )
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except DenseMTLError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return rows

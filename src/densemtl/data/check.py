@@ -9,15 +9,12 @@ found. ``convert`` writes any registered dataset to the generic folder format
 (:mod:`densemtl.data.datasets.folder`: depth uint16 millimetres, labels in the dataset's class set, e.g.
 the 19 Cityscapes trainIds by default).
 
-The CLI mounts :func:`add_check_arguments` / :func:`run_check` and :func:`add_convert_arguments` /
-:func:`run_convert` under ``densemtl data``; ``python -m densemtl.data.check {check,convert,speed}``
-works too.
+The commands are :mod:`densemtl.cli.data`; this module holds :func:`check_dataset`,
+:func:`print_reports`, :func:`convert_dataset` and :func:`measure_loader_speed`.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import functools
 import math
 import time
@@ -29,41 +26,11 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from densemtl.data.datasets import build_dataset, dataset_names
+from densemtl.data.datasets import build_dataset
 from densemtl.data.sample import IGNORE_INDEX, collate
 from densemtl.errors import DataError, DenseMTLError
 
 DEFAULT_SPLITS = ("train", "val", "test")
-
-
-# --------------------------------------------------------------------------------------------
-# shared argument handling
-# --------------------------------------------------------------------------------------------
-def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["num_classes=13", "label_map=/x.tsv"]`` -> ``{"num_classes": 13, "label_map": "/x.tsv"}``."""
-    options: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DenseMTLError(f"dataset option {item!r} must look like key=value")
-        try:
-            options[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key.strip()] = value
-    return options
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(dataset_names())})")
-    parser.add_argument("--root", required=True, type=Path, help="dataset root folder")
-    parser.add_argument(
-        "--split", action="append", default=None, help="split(s) to use (repeatable; default: all found)"
-    )
-    parser.add_argument(
-        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-        help="dataset constructor option, e.g. -o num_classes=13 -o label_map=/data/scannetv2-labels.combined.tsv",
-    )  # fmt: skip
-    parser.add_argument("--limit", type=int, default=None, help="only the first N samples of each split")
 
 
 def open_splits(
@@ -329,27 +296,6 @@ def print_reports(reports: Sequence[SplitReport], dataset: Any, max_errors: int 
     console.print("[green]OK[/green]" if not errors else f"[red]{len(errors)} error(s)[/red]")
 
 
-def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``densemtl data check``."""
-    _add_common(parser)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers reading samples")
-    parser.add_argument("--max-errors", type=int, default=20, help="errors printed (all are counted)")
-    return parser
-
-
-def run_check(args: argparse.Namespace) -> int:
-    """Run ``densemtl data check``; 0 when the dataset is clean, 1 when errors were found."""
-    try:
-        reports, dataset = check_dataset(
-            args.dataset, args.root, args.split, parse_options(args.option), args.limit, args.workers
-        )
-    except DenseMTLError as exc:
-        print(f"error: {exc}")
-        return 1
-    print_reports(reports, dataset, args.max_errors)
-    return 1 if any(r.errors for r in reports) else 0
-
-
 # --------------------------------------------------------------------------------------------
 # convert
 # --------------------------------------------------------------------------------------------
@@ -436,34 +382,6 @@ def convert_dataset(
         )
     write_metadata(out, dataset.class_names, dataset.class_colors, intrinsics=common, splits=written)
     return errors
-
-
-def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``densemtl data convert``."""
-    _add_common(parser)
-    parser.add_argument("--out", required=True, type=Path, help="output folder (generic folder format)")
-    parser.add_argument("--image-ext", choices=("png", "jpg"), default="png", help="image format written")
-    return parser
-
-
-def run_convert(args: argparse.Namespace) -> int:
-    """Run ``densemtl data convert``; 0 on success, 1 when samples had errors (the rest is written)."""
-    try:
-        errors = convert_dataset(
-            args.dataset,
-            args.root,
-            args.out,
-            args.split,
-            parse_options(args.option),
-            args.limit,
-            args.image_ext,
-        )
-    except DenseMTLError as exc:
-        print(f"error: {exc}")
-        return 1
-    if errors:
-        print(f"{errors} error(s); run `densemtl data check` for details")
-    return 1 if errors else 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,15 +1,24 @@
-"""LightningDataModule over any registered dataset (the synthetic scenes by default)."""
+"""LightningDataModule over any registered dataset (the synthetic scenes by default).
+
+The training loader is resumable: its ``state_dict`` (saved by Lightning in every checkpoint)
+holds the epoch's shuffling seed, the batches already trained on and the Python / NumPy / torch
+random states, so a run resumed mid-epoch draws the same batches and augmentations as one that
+was never interrupted (with ``num_workers=0``; worker processes keep their own random state).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import logging
+import random
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from densemtl.data.datasets import build_dataset
 from densemtl.data.sample import IGNORE_INDEX, collate
@@ -41,6 +50,142 @@ class InMemoryDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
         return self.transform(sample) if self.transform is not None else sample
+
+
+log = logging.getLogger(__name__)
+
+
+def capture_rng() -> dict[str, Any]:
+    """The Python, NumPy and torch (CPU, and CUDA once initialised) random states, as plain
+    containers and tensors so that a ``weights_only`` checkpoint can hold them."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": list(random.getstate()[1]),
+        "python_gauss": random.getstate()[2],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumableRandomSampler(Sampler[int]):
+    """``RandomSampler(data)`` (no replacement, no generator) that can restart mid-epoch.
+
+    Each epoch draws its seed from the global torch generator exactly as ``RandomSampler`` does
+    (so an uninterrupted run sees the same order as ``shuffle=True``); :meth:`resume` replays an
+    epoch from its seed, skipping the indices already used. Hand-written because torch's sampler
+    keeps its per-epoch seed in a local variable.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.seed: int | None = None
+        self._resume: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def resume(self, seed: int, skip: int) -> None:
+        """Make the next epoch the one of ``seed``, without its first ``skip`` indices."""
+        self._resume = (seed, skip)
+
+    def __iter__(self) -> Iterator[int]:
+        if self._resume is not None:
+            (seed, skip), self._resume = self._resume, None
+        else:
+            seed, skip = int(torch.empty((), dtype=torch.int64).random_().item()), 0
+        self.seed = seed
+        generator = torch.Generator()
+        generator.manual_seed(seed)
+        yield from torch.randperm(self.length, generator=generator).tolist()[skip:]
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`ResumableRandomSampler` with Lightning's ``state_dict`` /
+    ``load_state_dict`` protocol for mid-epoch resumption.
+
+    ``consumed()`` tells how many batches of the current epoch the trainer has taken (Lightning
+    fetches one batch ahead, and that batch's augmentation has already drawn random numbers):
+    the state keeps the random state from before that prefetched batch and the one at save
+    time; a resumed loader re-makes the batch under the first, then continues from the second.
+    """
+
+    def __init__(self, *args: Any, consumed: Callable[[], int | None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._consumed = consumed
+        self._fetched = 0
+        self._rng_before: dict[int, dict[str, Any]] = {}
+        self._pending: dict[str, Any] | None = None
+
+    @property
+    def _resumable_sampler(self) -> ResumableRandomSampler:
+        sampler = self.sampler
+        assert isinstance(sampler, ResumableRandomSampler)
+        return sampler
+
+    def state_dict(self) -> dict[str, Any]:
+        consumed = self._consumed() if self._consumed is not None else None
+        consumed = self._fetched if consumed is None else min(int(consumed), self._fetched)
+        return {
+            "seed": self._resumable_sampler.seed,
+            "consumed": consumed,
+            "fetched": self._fetched,
+            "batch_size": self.batch_size,
+            "rng": capture_rng(),
+            "rng_next": self._rng_before.get(consumed),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending = dict(state)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        state, self._pending = self._pending, None
+        mid_epoch = (
+            state is not None
+            and state["seed"] is not None
+            and state["consumed"] < len(self)
+            and state["batch_size"] == self.batch_size
+        )
+        if state is not None and not mid_epoch:
+            restore_rng(state["rng"])  # a new epoch draws its seed from the saved state
+        if mid_epoch:
+            self._resumable_sampler.resume(state["seed"], state["consumed"] * self.batch_size)
+        self._fetched = state["consumed"] if mid_epoch else 0
+        self._rng_before = {}
+        return self._tracked(super().__iter__(), state if mid_epoch else None)
+
+    def _tracked(self, iterator: Iterator[Any], resume: dict[str, Any] | None) -> Iterator[Any]:
+        if resume is not None and resume["rng_next"] is None:
+            restore_rng(resume["rng"])
+            resume = None
+        elif resume is not None:
+            restore_rng(resume["rng_next"])
+        while True:
+            self._rng_before = {
+                self._fetched: capture_rng(),
+                **{k: v for k, v in self._rng_before.items() if k >= self._fetched - 2},
+            }
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            self._fetched += 1
+            if resume is not None:  # the prefetched batch is re-made: continue from the save time
+                restore_rng(resume["rng"])
+                resume = None
+            yield batch
 
 
 class DenseDataModule(L.LightningDataModule):
@@ -200,15 +345,28 @@ class DenseDataModule(L.LightningDataModule):
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
         batch_size = hp.batch_size if stage == "train" else (hp.eval_batch_size or hp.batch_size)
-        return DataLoader(
-            self.split_dataset(stage),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=hp.num_workers,
-            collate_fn=functools.partial(collate, tasks=self.tasks),
-            drop_last=stage == "train" and len(self.split_dataset(stage)) > batch_size,
-            persistent_workers=hp.num_workers > 0,
-        )
+        dataset = self.split_dataset(stage)
+        options: dict[str, Any] = {
+            "batch_size": batch_size,
+            "num_workers": hp.num_workers,
+            "collate_fn": functools.partial(collate, tasks=self.tasks),
+            "drop_last": stage == "train" and len(dataset) > batch_size,
+            "persistent_workers": hp.num_workers > 0,
+        }
+        trainer = getattr(self, "_trainer", None)
+        # under DDP Lightning swaps a plain shuffle for its DistributedSampler: keep that path
+        if shuffle and (trainer is None or trainer.world_size == 1):
+            return ResumableDataLoader(
+                dataset, sampler=ResumableRandomSampler(len(dataset)), consumed=self._batches_taken, **options
+            )
+        return DataLoader(dataset, shuffle=shuffle, **options)
+
+    def _batches_taken(self) -> int | None:
+        """Training batches of the current epoch handed to the model (None outside a Trainer)."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

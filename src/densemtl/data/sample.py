@@ -30,33 +30,24 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = 255
-TASKS: tuple[str, ...] = ("semseg", "depth", "normals")
+from densemtl.tasks import get_task, task_names
+from densemtl.tasks.semseg import IGNORE_INDEX
 
-# Label key -> (channels, dtype, fill value meaning "no label here").
-_LABEL_LAYOUT: dict[str, tuple[int | None, torch.dtype, float]] = {
-    "semseg": (None, torch.int64, IGNORE_INDEX),
-    "depth": (1, torch.float32, 0.0),
-    "normals": (3, torch.float32, 0.0),
-}
+__all__ = ["IGNORE_INDEX", "TASKS", "collate", "empty_label", "valid_mask"]
+
+#: Every registered task in the canonical order (semseg, depth, normals, ...); the registry
+#: :data:`densemtl.tasks.TASKS` is the one source of truth.
+TASKS: tuple[str, ...] = task_names()
 
 
 def empty_label(task: str, height: int, width: int) -> torch.Tensor:
-    """The all-invalid label of ``task`` at ``height`` x ``width``."""
-    channels, dtype, fill = _LABEL_LAYOUT[task]
-    shape = (height, width) if channels is None else (channels, height, width)
-    return torch.full(shape, fill, dtype=dtype)
+    """The all-invalid label of ``task`` at ``height`` x ``width`` (:meth:`Task.empty_label`)."""
+    return get_task(task).empty_label(height, width)
 
 
 def valid_mask(task: str, label: torch.Tensor) -> torch.Tensor:
     """Boolean mask of pixels holding a label ([B, H, W] for batched labels, [H, W] otherwise)."""
-    if task == "semseg":
-        return label != IGNORE_INDEX
-    if task == "depth":
-        return (label > 0).squeeze(-3)
-    if task == "normals":
-        return label.abs().sum(dim=-3) > 0
-    raise KeyError(task)
+    return get_task(task).valid_mask(label)
 
 
 def collate(samples: Sequence[dict[str, Any]], tasks: Iterable[str] = TASKS) -> dict[str, Any]:

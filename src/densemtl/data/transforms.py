@@ -1,11 +1,14 @@
 """Augmentations on sample dicts that keep depth, normals and intrinsics consistent with the image.
 
-- Resizing: image bilinear (antialiased when shrinking); semseg, depth and normals nearest, so no
-  label is invented and invalid depth (0) never bleeds into valid pixels.
-- :class:`RandomScaleCrop` zooms in by ``s`` and divides depth by ``s`` (the zoom is treated as
-  the camera moving closer, as mtan and XTasC-Net do), so metric scale stays learnable; a
-  disparity / inverse-depth target (``meta["target"]``) is multiplied by ``s`` instead.
-- :class:`RandomHorizontalFlip` negates the normals' x component and mirrors ``cx``.
+Each label follows its task's rules (:class:`densemtl.tasks.base.Task`); for the built-in tasks:
+
+- Resizing (:meth:`Task.resize_label`): image bilinear (antialiased when shrinking); semseg, depth
+  and normals nearest, so no label is invented and invalid depth (0) never bleeds into valid pixels.
+- :class:`RandomScaleCrop` zooms in by ``s`` and applies :meth:`Task.zoom_label`: depth is divided
+  by ``s`` (the zoom is treated as the camera moving closer, as mtan and XTasC-Net do), so metric
+  scale stays learnable; a disparity / inverse-depth target (``meta["target"]``) is multiplied by
+  ``s`` instead.
+- :class:`RandomHorizontalFlip` applies :meth:`Task.flip_label` (normals: x negated) and mirrors ``cx``.
 - :class:`ColorJitter` touches RGB only.
 """
 
@@ -19,16 +22,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from densemtl.data.sample import TASKS
+from densemtl.tasks import get_task
+from densemtl.tasks.base import Task
+
 Sample = dict[str, Any]
-LABEL_KEYS = ("semseg", "depth", "normals")
+LABEL_KEYS = TASKS
 
 
-def _resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    squeeze = label.dim() == 2
-    x = label[None, None] if squeeze else label[None]
-    dtype = x.dtype
-    x = F.interpolate(x.float(), size=size, mode="nearest-exact").to(dtype)
-    return x[0, 0] if squeeze else x[0]
+def _labels(sample: Sample) -> list[tuple[str, Task]]:
+    """The (key, task) of every label the sample holds, in the canonical task order."""
+    return [(key, get_task(key)) for key in LABEL_KEYS if key in sample]
 
 
 def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
@@ -41,9 +45,8 @@ def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
     out["image"] = F.interpolate(
         sample["image"][None], size=size, mode="bilinear", align_corners=False, antialias=shrinking
     )[0].clamp_(0, 1)
-    for key in LABEL_KEYS:
-        if key in sample:
-            out[key] = _resize_label(sample[key], size)
+    for key, task in _labels(sample):
+        out[key] = task.resize_label(sample[key], size)
     meta = dict(sample.get("meta", {}))
     if "intrinsics" in meta:
         sx, sy = size[1] / width, size[0] / height
@@ -58,9 +61,8 @@ def crop_sample(sample: Sample, top: int, left: int, height: int, width: int) ->
     """Crop image and labels; shifts the principal point."""
     out = dict(sample)
     out["image"] = sample["image"][..., top : top + height, left : left + width]
-    for key in LABEL_KEYS:
-        if key in sample:
-            out[key] = sample[key][..., top : top + height, left : left + width]
+    for key, _ in _labels(sample):
+        out[key] = sample[key][..., top : top + height, left : left + width]
     meta = dict(sample.get("meta", {}))
     if "intrinsics" in meta:
         fx, fy, cx, cy = meta["intrinsics"].tolist()
@@ -115,10 +117,8 @@ class RandomScaleCrop:
         top = random.randint(0, big[0] - height)
         left = random.randint(0, big[1] - width)
         out = crop_sample(out, top, left, height, width)
-        if "depth" in out:
-            # zooming in = moving closer: depth shrinks, disparity / inverse depth grow
-            inverse = out.get("meta", {}).get("target") in ("disparity", "inverse_depth")
-            out["depth"] = out["depth"] * s if inverse else out["depth"] / s
+        for key, task in _labels(out):
+            out[key] = task.zoom_label(out[key], s, out.get("meta"))
         if "intrinsics" in out.get("meta", {}):
             # The zoom is modelled as moving closer: focal length keeps its pre-zoom value.
             intr = out["meta"]["intrinsics"].clone()
@@ -128,7 +128,7 @@ class RandomScaleCrop:
 
 
 class RandomHorizontalFlip:
-    """Mirror left-right; normals' x is negated, cx mirrored."""
+    """Mirror left-right; labels by :meth:`Task.flip_label` (normals' x negated), cx mirrored."""
 
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
@@ -138,11 +138,8 @@ class RandomHorizontalFlip:
             return sample
         out = dict(sample)
         out["image"] = sample["image"].flip(-1)
-        for key in LABEL_KEYS:
-            if key in sample:
-                out[key] = sample[key].flip(-1)
-        if "normals" in out:
-            out["normals"] = out["normals"] * torch.tensor([-1.0, 1.0, 1.0]).view(3, 1, 1)
+        for key, task in _labels(sample):
+            out[key] = task.flip_label(sample[key])
         meta = dict(sample.get("meta", {}))
         if "intrinsics" in meta:
             width = sample["image"].shape[-1]

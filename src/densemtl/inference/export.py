@@ -23,34 +23,57 @@ calibration) on ``--calibration-count`` images of ``--calibration-images``, resi
 as ``densemtl predict`` resizes. It changes the numerics, so measure its accuracy on a test set
 before deploying it: ``densemtl predict --onnx`` runs either file, and ``densemtl evaluate``
 scores the predictions (docs/benchmarks.md, "int8" rows).
+
+Deployment graphs (:class:`DeployWrapper`, ``--outputs``, ``--no-flip``): ``labels`` is the semseg
+label map ``[B, 1, H, W]`` (uint8 for <= 255 classes, else int32), the argmax over classes of the
+bilinearly upsampled logits, computed inside the graph, so the 40-plane float map never leaves the
+runtime; ``logits`` keeps the logits output (named ``semseg``). When the checkpoint was trained with
+``test_time_flip`` the graph also runs the mirror image (batch 2 inside the graph) and merges the
+two with each task's :meth:`~densemtl.tasks.base.Task.merge_mirrored` rule, as
+``DenseMTLModule.predict_tasks`` does. What a file contains is in its metadata
+(:func:`export_metadata`: ONNX ``metadata_props``, OpenVINO ``rt_info``).
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from densemtl.errors import ConfigError
+from densemtl.inference.predictor import list_images, onnx_session, prepare_image
+from densemtl.tasks import get_task
 
 __all__ = [
+    "DeployWrapper",
     "ExportWrapper",
-    "add_arguments",
+    "add_onnx_metadata",
+    "checkpoint_flip",
+    "deploy_outputs",
+    "export_metadata",
+    "calibration_images",
     "export_onnx",
+    "export_wrapper",
     "export_torchscript",
+    "int8_path",
+    "label_dtype",
     "load_for_export",
     "onnx_parity",
+    "output_difference",
+    "onnx_session",
     "quantize_onnx_int8",
-    "run",
+    "read_onnx_metadata",
 ]
 
 ONNX_OPSET = 17
+METADATA_PREFIX = "densemtl."
 
 
 class ExportWrapper(nn.Module):
@@ -67,6 +90,125 @@ class ExportWrapper(nn.Module):
         return tuple(out[t] for t in self.task_names)
 
 
+def deploy_outputs(tasks: Sequence[str], spec: str | Sequence[str] | None = None) -> list[str]:
+    """Output names of a deployment graph from ``--outputs`` (``"labels,depth"``).
+
+    ``labels`` = semseg label map, ``logits`` = semseg logits (output named ``semseg``), any other
+    entry a task of the model. ``None``: ``labels`` for semseg and every other task as is.
+    """
+    if spec is None:
+        return ["labels" if t == "semseg" else t for t in tasks]
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    names = []
+    for item in items:
+        task = "semseg" if item in ("labels", "logits") else item
+        if task not in tasks:
+            raise ConfigError(f"--outputs: {item!r} is not an output of this model (tasks: {', '.join(tasks)})")
+        names.append("semseg" if item == "logits" else item)
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(f"--outputs: give each output once, e.g. labels,depth (got {spec!r})")
+    return names
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    """The label map's integer type: uint8 when the ids fit, else int32."""
+    return torch.uint8 if num_classes <= 255 else torch.int32
+
+
+class DeployWrapper(nn.Module):
+    """``image -> tuple(outputs)`` with label maps and test-time flip inside the graph (module docstring).
+
+    The normalisation / upsampling / activation of :meth:`MultiTaskModel.forward` are spelt out
+    here because the label map and the flip merge need the raw head outputs in between.
+    """
+
+    def __init__(self, model: nn.Module, outputs: Sequence[str], flip: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.task_names: list[str] = list(outputs)
+        self.flip = flip
+        self.eval()
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        m = self.model
+        x = (image - m.pixel_mean) / m.pixel_std
+        if self.flip:
+            x = torch.cat([x, x.flip(-1)])
+        raw = m.forward_tasks(x)
+        size = image.shape[-2:]
+        results = []
+        for name in self.task_names:
+            task = "semseg" if name == "labels" else name
+            out = raw[task]
+            if name == "labels":
+                # semseg logits are not activated and the merge is linear: merge before the
+                # upsampling, which then runs once on the classes' planes instead of twice
+                if self.flip:
+                    out = get_task(task).merge_mirrored(*out.chunk(2))
+                logits = _resize(out, size)
+                results.append(logits.argmax(1, keepdim=True).to(label_dtype(out.shape[1])))
+                continue
+            out = m.postprocess(task, _resize(out, size))
+            if self.flip:
+                out = get_task(task).merge_mirrored(*out.chunk(2))
+            results.append(out)
+        return tuple(results)
+
+
+def _resize(out: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    if out.shape[-2:] == size:
+        return out
+    return F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+
+
+def export_metadata(
+    wrapper: nn.Module, size: tuple[int, int] | None, model: nn.Module | None = None
+) -> dict[str, str]:
+    """What an exported graph contains: ``flip``, ``outputs``, ``size`` (``HxW`` / ``dynamic``),
+    ``classes``, ``tasks`` (keys prefixed ``densemtl.``, values strings)."""
+    net = model if model is not None else wrapper.model
+    meta = {
+        "flip": "true" if getattr(wrapper, "flip", False) else "false",
+        "outputs": ",".join(wrapper.task_names),
+        "size": f"{size[0]}x{size[1]}" if size else "dynamic",
+        "classes": str(net.tasks.get("semseg", 0)),
+        "tasks": ",".join(net.tasks),
+    }
+    return {METADATA_PREFIX + k: v for k, v in meta.items()}
+
+
+def add_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
+    """Write ``metadata`` into the ONNX file's ``metadata_props`` (replacing keys already there)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The ``densemtl.*`` metadata of an ONNX file, without the prefix (empty for older files)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {
+        p.key[len(METADATA_PREFIX) :]: p.value for p in proto.metadata_props if p.key.startswith(METADATA_PREFIX)
+    }
+
+
+def checkpoint_flip(ckpt: str | Path | None) -> bool:
+    """Whether a training checkpoint evaluates with test-time flip averaging."""
+    if ckpt is None:
+        return False
+    from densemtl.training.checkpoint import read_checkpoint
+
+    return bool(read_checkpoint(ckpt).get("hyper_parameters", {}).get("test_time_flip", False))
+
+
 def load_for_export(
     ckpt: str | Path | None = None,
     model: str | None = None,
@@ -75,7 +217,8 @@ def load_for_export(
 ) -> tuple[nn.Module, tuple[int, int] | None]:
     """The network of a training checkpoint, or a registered model / YAML config built fresh.
 
-    Returns ``(model in eval mode, training image size or None)``.
+    Returns ``(model in eval mode, training image size or None)``; :func:`checkpoint_flip` says
+    whether the checkpoint uses test-time flip.
     """
     if (ckpt is None) == (model is None):
         raise ConfigError("export: give exactly one of --ckpt or --model")
@@ -94,17 +237,37 @@ def load_for_export(
     return net.eval(), None
 
 
-def export_onnx(
-    model: nn.Module, path: str | Path, size: tuple[int, int] = (480, 640), dynamic: bool = False
-) -> list[str]:
-    """Write ``model`` as ONNX to ``path``; returns the output names (the tasks).
+def export_wrapper(
+    model: nn.Module, outputs: Sequence[str] | None = None, flip: bool = False, rewrite: bool = True
+) -> nn.Module:
+    """The module an exporter traces: :class:`ExportWrapper` (every task, as the model returns it)
+    when ``outputs`` is None and no flip, else :class:`DeployWrapper`.
 
-    A model with a ``for_onnx()`` method is exported through the copy it returns: the same
-    function rewritten for ONNX Runtime's kernels (e.g. ``mt_refinenet``'s decoder activations).
+    ``rewrite``: a model with a ``for_onnx()`` method is exported through the copy it returns: the
+    same function rewritten for the runtimes' kernels (e.g. ``mt_refinenet``'s decoder activations).
     """
-    if hasattr(model, "for_onnx"):
+    if rewrite and hasattr(model, "for_onnx"):
         model = model.for_onnx()
-    wrapper = ExportWrapper(model)
+    if outputs is None and not flip:
+        return ExportWrapper(model)
+    return DeployWrapper(model, outputs if outputs is not None else list(model.tasks), flip)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    size: tuple[int, int] = (480, 640),
+    dynamic: bool = False,
+    outputs: Sequence[str] | None = None,
+    flip: bool = False,
+    rewrite: bool = True,
+) -> list[str]:
+    """Write ``model`` as ONNX to ``path``; returns the output names.
+
+    ``outputs`` / ``flip``: a deployment graph (:func:`export_wrapper`; names from
+    :func:`deploy_outputs`). The file's metadata records what it contains (:func:`export_metadata`).
+    """
+    wrapper = export_wrapper(model, outputs, flip, rewrite)
     names = wrapper.task_names
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +291,7 @@ def export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
+    add_onnx_metadata(path, export_metadata(wrapper, None if dynamic else size))
     return names
 
 
@@ -149,27 +313,34 @@ def export_torchscript(
     return traced
 
 
-def onnx_session(path: str | Path, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session with all graph optimisations."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def onnx_parity(
-    model: nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1, seed: int = 0
+    model: nn.Module,
+    path: str | Path,
+    size: tuple[int, int],
+    batch: int = 1,
+    seed: int = 0,
+    outputs: Sequence[str] | None = None,
+    flip: bool = False,
+    run: Any = None,
 ) -> dict[str, float]:
-    """Max abs difference per output between ONNX Runtime (CPU) and PyTorch on one random image batch."""
-    wrapper = ExportWrapper(model)
+    """Difference per output between an exported file and PyTorch on one random image batch.
+
+    Float outputs: max abs difference; label maps: the fraction of pixels whose label differs.
+    ``run``: ``feed dict -> list of arrays`` (default: an ONNX Runtime CPU session of ``path``).
+    """
+    wrapper = export_wrapper(model, outputs, flip, rewrite=False)
     x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         ref = wrapper(x)
-    got = onnx_session(path).run(None, {"image": x.numpy()})
-    return {n: float(np.abs(r.numpy() - g).max()) for n, r, g in zip(wrapper.task_names, ref, got)}
+    got = (run or onnx_session(path).run)(None, {"image": x.numpy()})
+    return {n: output_difference(r.numpy(), np.asarray(g)) for n, r, g in zip(wrapper.task_names, ref, got)}
+
+
+def output_difference(ref: np.ndarray, got: np.ndarray) -> float:
+    """Max abs difference of float outputs; for integer label maps, the fraction of pixels that differ."""
+    if np.issubdtype(ref.dtype, np.integer):
+        return float((ref != got).mean())
+    return float(np.abs(ref - got).max())
 
 
 def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Sequence[np.ndarray]) -> Path:
@@ -207,13 +378,14 @@ def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Sequence[n
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
+    meta = {METADATA_PREFIX + k: v for k, v in read_onnx_metadata(src).items()}
+    add_onnx_metadata(dst, {**meta, METADATA_PREFIX + "precision": "int8"})
     return dst
 
 
 def calibration_images(folder: str | Path, size: tuple[int, int], count: int = 32) -> list[np.ndarray]:
     """Up to ``count`` images of ``folder`` (sorted, evenly spaced) as ``[1, 3, H, W]`` model inputs."""
     from densemtl.data import io
-    from densemtl.inference.predict import list_images, prepare_image
 
     if count < 1:
         raise ConfigError(f"--calibration-count must be >= 1, got {count}")
@@ -222,73 +394,7 @@ def calibration_images(folder: str | Path, size: tuple[int, int], count: int = 3
     return [prepare_image(io.read_image(p), size).numpy() for p in paths[::step][:count]]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--ckpt", help="training checkpoint (densemtl fit / demo)")
-    what.add_argument("--model", help="registered model name or YAML config, built with random weights")
-    parser.add_argument("--num-classes", type=int, default=40, help="semseg classes for --model (default 40)")
-    parser.add_argument("--tasks", default="semseg,depth", help="tasks for --model (default semseg,depth)")
-    parser.add_argument("--format", choices=("onnx", "torchscript"), required=True)
-    parser.add_argument("--out", required=True, type=Path, help="output file (.onnx / .pt)")
-    parser.add_argument(
-        "--size",
-        default=None,
-        help="HEIGHTxWIDTH of the example input (default: the checkpoint's training size, else 480x640)",
-    )
-    parser.add_argument("--dynamic", action="store_true", help="ONNX: free batch / height / width axes")
-    parser.add_argument("--no-check", action="store_true", help="ONNX: skip the ONNX Runtime parity check")
-    parser.add_argument(
-        "--int8",
-        action="store_true",
-        help="ONNX: also write <out stem>_int8.onnx, statically quantised on --calibration-images",
-    )
-    parser.add_argument(
-        "--calibration-images",
-        default=None,
-        help="--int8: an image or folder of images representative of the deployment data",
-    )
-    parser.add_argument(
-        "--calibration-count", type=int, default=32, help="--int8: images used for calibration (default 32)"
-    )
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    from densemtl.analysis.profile import parse_size
-
-    model, train_size = load_for_export(args.ckpt, args.model, args.num_classes, args.tasks)
-    size = parse_size(args.size) if args.size else (train_size or (480, 640))
-    if getattr(args, "int8", False):
-        if args.format != "onnx" or args.dynamic:
-            raise ConfigError("--int8 needs --format onnx with a fixed --size (no --dynamic)")
-        if not args.calibration_images:
-            raise ConfigError("--int8 needs --calibration-images (a folder of representative images)")
-    if args.format == "onnx":
-        names = export_onnx(model, args.out, size, dynamic=args.dynamic)
-        print(
-            f"wrote {args.out} (ONNX opset {ONNX_OPSET}, input image [{'B' if args.dynamic else 1},3,"
-            f"{'H' if args.dynamic else size[0]},{'W' if args.dynamic else size[1]}], outputs {', '.join(names)})"
-        )
-        if not args.no_check:
-            diffs = onnx_parity(model, args.out, size)
-            print(
-                "ONNX Runtime vs PyTorch max abs diff: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
-            )
-        if getattr(args, "int8", False):
-            images = calibration_images(args.calibration_images, size, args.calibration_count)
-            int8_path = quantize_onnx_int8(
-                args.out, Path(args.out).with_name(Path(args.out).stem + "_int8.onnx"), images
-            )
-            diffs = onnx_parity(model, int8_path, size)
-            print(
-                f"wrote {int8_path} (int8, calibrated on {len(images)} image(s)); max abs diff vs fp32 "
-                "PyTorch on a random image (expected to be large; score it on a test set): "
-                + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
-            )
-    else:
-        export_torchscript(model, args.out, size)
-        print(
-            f"wrote {args.out} (TorchScript, traced at {size[0]}x{size[1]} and frozen; outputs "
-            f"{', '.join(model.tasks)})"
-        )
-    return 0
+def int8_path(fp32_path: str | Path) -> Path:
+    """Where the int8 copy of an fp32 ONNX file goes: ``<stem>_int8.onnx`` beside it."""
+    fp32_path = Path(fp32_path)
+    return fp32_path.with_name(fp32_path.stem + "_int8.onnx")

@@ -1,55 +1,41 @@
-"""Colour visualisations: segmentation palettes, depth colour maps, normals, error maps, panels."""
+"""Colour visualisations: panels of every task's maps; each task colours its own
+(:meth:`densemtl.tasks.base.Task.colorize`), the ``colorize_*`` functions are kept for callers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib import colormaps
 
-from densemtl.data.sample import IGNORE_INDEX
+from densemtl.tasks import get_task, task_names
+from densemtl.tasks.depth import colorize_error
+
+__all__ = [
+    "colorize_depth",
+    "colorize_error",
+    "colorize_normals",
+    "colorize_semseg",
+    "hstack_panel",
+    "prediction_panel",
+    "to_uint8_image",
+]
 
 
 def colorize_semseg(ids: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
-    """Class ids [H, W] -> uint8 RGB; ignore (255) is black."""
-    table = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
-    table[: len(palette)] = np.asarray(palette, dtype=np.uint8)
-    table[IGNORE_INDEX] = 0
-    return table[np.clip(ids, 0, len(table) - 1).astype(np.int64)]
+    """Class ids [H, W] -> uint8 RGB; ignore (255) is black (:meth:`SemsegTask.colorize`)."""
+    return get_task("semseg").colorize(ids, palette=palette)
 
 
 def colorize_depth(
     depth: np.ndarray, vmin: float | None = None, vmax: float | None = None, cmap: str = "turbo_r"
 ) -> np.ndarray:
     """Depth [H, W] (metres, 0 = invalid) -> uint8 RGB; near is red, far is blue; invalid is black."""
-    valid = depth > 0
-    if vmin is None:
-        vmin = float(depth[valid].min()) if valid.any() else 0.0
-    if vmax is None:
-        vmax = float(depth[valid].max()) if valid.any() else 1.0
-    scaled = np.clip((depth - vmin) / max(vmax - vmin, 1e-6), 0, 1)
-    rgb = (colormaps[cmap](scaled)[..., :3] * 255).astype(np.uint8)
-    rgb[~valid] = 0
-    return rgb
-
-
-def colorize_error(pred: np.ndarray, gt: np.ndarray, vmax: float | None = None) -> np.ndarray:
-    """|pred - gt| over valid gt as a heat map (black = invalid)."""
-    valid = gt > 0
-    err = np.where(valid, np.abs(pred - gt), 0.0)
-    if vmax is None:
-        vmax = float(np.percentile(err[valid], 99)) if valid.any() else 1.0
-    rgb = (colormaps["inferno"](np.clip(err / max(vmax, 1e-6), 0, 1))[..., :3] * 255).astype(np.uint8)
-    rgb[~valid] = 0
-    return rgb
+    return get_task("depth").colorize(depth, vmin=vmin, vmax=vmax, cmap=cmap)
 
 
 def colorize_normals(normals: np.ndarray) -> np.ndarray:
     """Unit normals [H, W, 3] -> uint8 RGB ``(n + 1) / 2``; invalid (zero) is black."""
-    invalid = np.abs(normals).sum(-1) == 0
-    rgb = np.clip((normals + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    rgb[invalid] = 0
-    return rgb
+    return get_task("normals").colorize(normals)
 
 
 def to_uint8_image(image: np.ndarray) -> np.ndarray:
@@ -79,28 +65,15 @@ def prediction_panel(
     pred: dict[str, np.ndarray],
     gt: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """RGB | GT seg | pred seg | GT depth | pred depth | depth error | (GT / pred normals).
+    """RGB, then each task's tiles (:meth:`Task.panel_tiles`) in the canonical task order:
+    GT seg | pred seg | GT depth | pred depth | depth error | GT / pred normals.
 
     ``pred`` / ``gt`` hold numpy arrays: ``semseg`` [H, W] ids, ``depth`` [H, W] metres,
     ``normals`` [H, W, 3]; panels without ground truth are skipped.
     """
     gt = gt or {}
     tiles = [to_uint8_image(image)]
-    if "semseg" in pred:
-        if "semseg" in gt:
-            tiles.append(colorize_semseg(gt["semseg"], palette))
-        tiles.append(colorize_semseg(pred["semseg"], palette))
-    if "depth" in pred:
-        ref = gt.get("depth")
-        valid = ref[ref > 0] if ref is not None and (ref > 0).any() else pred["depth"].ravel()
-        vmin, vmax = float(valid.min()), float(valid.max())
-        if ref is not None:
-            tiles.append(colorize_depth(ref, vmin, vmax))
-        tiles.append(colorize_depth(pred["depth"], vmin, vmax))
-        if ref is not None:
-            tiles.append(colorize_error(pred["depth"], ref))
-    if "normals" in pred:
-        if "normals" in gt:
-            tiles.append(colorize_normals(gt["normals"]))
-        tiles.append(colorize_normals(pred["normals"]))
+    for name in task_names():
+        if name in pred:
+            tiles.extend(get_task(name).panel_tiles(pred[name], gt.get(name), palette=palette))
     return hstack_panel(tiles)

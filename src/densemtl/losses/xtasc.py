@@ -101,3 +101,37 @@ class XTasCDepthLoss(nn.Module):
         if not self.use_mask:
             valid = torch.ones_like(valid)
         return per_image_masked_mean(_per_pixel(pred, target, self.kind), valid)
+
+
+@LOSSES.register("xtasc_depth_consistency")
+class XTasCDepthConsistency(nn.Module):
+    """The ``xtsc`` depth term: s2d(seg) against the detached direct depth (``l1`` or ``ssim``)."""
+
+    def __init__(self, kind: str = "l1") -> None:
+        super().__init__()
+        if kind not in ("l1", "ssim"):
+            raise ValueError(f"xtasc_depth_consistency kind must be l1 or ssim, got {kind!r}")
+        self.kind = kind
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return (masked_ssim if self.kind == "ssim" else masked_l1)(pred, target, valid)
+
+
+@LOSSES.register("xtasc_seg_consistency")
+class XTasCSegConsistency(nn.Module):
+    """The ``xtsc`` segmentation term: d2s(depth) against the argmax of the detached direct logits.
+
+    ``kind="ce"``: :func:`consistency_ce` (masked); ``"kl"``: :func:`consistency_kl` (unmasked).
+    """
+
+    def __init__(self, kind: str = "ce", label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if kind not in ("ce", "kl"):
+            raise ValueError(f"xtasc_seg_consistency kind must be ce or kl, got {kind!r}")
+        self.kind, self.label_smoothing = kind, float(label_smoothing)
+
+    def forward(self, logits: torch.Tensor, target_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        pseudo = target_logits.argmax(1)
+        if self.kind == "kl":
+            return consistency_kl(logits, pseudo, self.label_smoothing)
+        return consistency_ce(logits, pseudo, valid, self.label_smoothing)

@@ -5,25 +5,29 @@ returns raw head outputs (any resolution). :meth:`forward` normalises the [0, 1]
 calls it, upsamples each output to the input size and applies the task's output activation, so
 every model returns ``{task: tensor at H x W}``: semseg logits, depth in metres, unit normals.
 
-In training mode an architecture may also return auxiliary outputs keyed ``"<task>:<name>"``
-(deep supervision, cross-task transfers); they get the same upsampling and activation as
-``<task>``, and :meth:`extra_losses` turns them into loss terms. Inference outputs hold task keys
+An architecture may also return auxiliary outputs keyed ``"<task>:<name>"`` (deep supervision,
+cross-task transfers) when :attr:`MultiTaskModel.returns_auxiliary` is true (in training, or inside
+``with model.auxiliary_outputs():``); they get the same upsampling and activation as ``<task>``.
+It declares how each is scored in :meth:`MultiTaskModel.auxiliary_terms`, and
+:class:`densemtl.losses.compose.LossComposer` computes the terms. Inference outputs hold task keys
 only.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densemtl.losses.compose import AuxiliaryTerm
+from densemtl.tasks import TASKS, get_task
+from densemtl.tasks.depth import DEPTH_ACTIVATIONS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEPTH_ACTIVATIONS = ("exp", "softplus", "relu", "sigmoid_range", "identity")
 
 
 class MultiTaskModel(nn.Module):
@@ -62,43 +66,63 @@ class MultiTaskModel(nn.Module):
         """Raw per-task outputs for a normalised image batch (implemented by each architecture)."""
         raise NotImplementedError
 
-    def extra_losses(
-        self,
-        outputs: Mapping[str, torch.Tensor],
-        batch: Mapping[str, Any],
-        task_losses: Mapping[str, nn.Module],
-    ) -> dict[str, torch.Tensor]:
-        """Loss terms beyond one per task (named, e.g. ``"depth:initial"``); default: deep supervision.
+    def auxiliary_terms(self) -> dict[str, AuxiliaryTerm]:
+        """The auxiliary outputs this architecture returns and how each is scored (default: none).
 
-        Every auxiliary output ``"<task>:<name>"`` is scored with ``<task>``'s loss against the
-        task's label. Architectures with other auxiliary objectives override this. The weighting
-        strategy receives these terms beside the task losses.
+        Keys are output names (``"depth:initial"``); see :class:`~densemtl.losses.compose.AuxiliaryTerm`.
         """
-        from densemtl.data.sample import valid_mask
+        return {}
 
-        terms = {}
-        for key, out in outputs.items():
-            task, _, name = key.partition(":")
-            if name and task in task_losses:
-                terms[key] = task_losses[task](out, batch[task], valid_mask(task, batch[task]))
-        return terms
+    @property
+    def returns_auxiliary(self) -> bool:
+        """Whether :meth:`forward_tasks` should add its auxiliary outputs (training, or when asked)."""
+        override = getattr(self, "_auxiliary_override", None)
+        return self.training if override is None else override
+
+    @contextlib.contextmanager
+    def auxiliary_outputs(self, enabled: bool = True) -> Iterator[None]:
+        """Return (or suppress) the auxiliary outputs whatever the mode, e.g. for a validation loss
+        that includes the architecture's training-time terms."""
+        previous = getattr(self, "_auxiliary_override", None)
+        self._auxiliary_override = enabled
+        try:
+            yield
+        finally:
+            self._auxiliary_override = previous
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters that receive gradients from more than one task's loss.
+
+        Gradient-based weightings (PCGrad, GradNorm) work on these. Default: those of
+        ``self.encoder``; an architecture whose shared part is something else overrides this (an
+        empty list where nothing is shared, e.g. ``single_task``). "Task loss" means the loss of a
+        task's main output; auxiliary outputs are not counted.
+        """
+        encoder = getattr(self, "encoder", None)
+        if encoder is None:
+            raise NotImplementedError(f"{type(self).__name__} has no encoder: override shared_parameters()")
+        return trainable(encoder)
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The weight of the last convolution of the shared part (GradNorm's ``W``, Chen et al. 2018).
+
+        Default: the last ``Conv2d`` / ``Linear`` registered in ``self.encoder``, which every task's
+        output depends on; empty when :meth:`shared_parameters` is.
+        """
+        if not self.shared_parameters():
+            return []
+        return [last_conv(self.encoder).weight]
 
     def postprocess(self, task: str, output: torch.Tensor) -> torch.Tensor:
-        task = task.partition(":")[0]
-        if task == "depth":
-            act = self.depth_activation
-            if act == "exp":
-                return torch.exp(output.clamp(max=math.log(self.max_depth)))
-            if act == "softplus":
-                return F.softplus(output)
-            if act == "relu":
-                return F.relu(output)
-            if act == "sigmoid_range":
-                return torch.sigmoid(output) * self.max_depth
+        """The output activation of ``task`` (or of an auxiliary ``"<task>:<name>"``), by
+        :meth:`densemtl.tasks.base.Task.activate`; outputs of unregistered tasks (e.g. PAD-Net's
+        auxiliary ``boundaries``) stay raw."""
+        name = task.partition(":")[0]
+        if name not in TASKS:
             return output
-        if task == "normals":
-            return F.normalize(output, dim=1)
-        return output
+        return get_task(name).activate(
+            output, depth_activation=self.depth_activation, max_depth=self.max_depth
+        )
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - self.pixel_mean) / self.pixel_std
@@ -121,3 +145,23 @@ def conv_bn_relu(
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
+
+
+def last_conv(module: nn.Module) -> nn.Conv2d | nn.Linear:
+    """The last ``Conv2d`` / ``Linear`` registered in ``module`` (registration order)."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    if not convs:
+        raise ValueError(f"{type(module).__name__} has no convolution")
+    return convs[-1]
+
+
+def trainable(*sources: nn.Module | Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    """The trainable parameters of ``sources`` (modules or parameter lists), in order, each once."""
+    seen: set[int] = set()
+    out = []
+    for source in sources:
+        for p in source.parameters() if isinstance(source, nn.Module) else source:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out

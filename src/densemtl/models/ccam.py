@@ -1,4 +1,4 @@
-"""CCAM: cross-channel attention between a segmentation and a depth branch (reconstruction).
+"""CCAM: cross-channel attention between a segmentation and a depth branch (Bansal et al., arXiv 2206.10562; reconstruction).
 
 Bansal, Ji, Yuan & Xu, "Semantics-Depth-Symbiosis: Deeply Coupled Semi-Supervised Learning of
 Semantics and Depth", arXiv 2206.10562. Only the abstract is public ("feature sharing along each
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.base import MultiTaskModel, conv_bn_relu
+from densemtl.models.base import MultiTaskModel, conv_bn_relu, trainable
 from densemtl.models.blocks.heads import TaskHead
 
 DIRECTIONS = ("both", "seg_from_depth", "depth_from_seg")
@@ -124,13 +124,14 @@ class CCAMNet(MultiTaskModel):
         if not {"semseg", "depth"} <= set(self.tasks):
             raise ValueError(f"ccam needs tasks semseg and depth, got {sorted(self.tasks)}")
         self.encoder = build_encoder(backbone)
-        in_channels = [info["num_chs"] for info in self.encoder.feature_info]
+        in_channels = self.encoder.feature_info.channels()
         self.decoders = nn.ModuleDict({t: UNetDecoder(in_channels, decoder_channels) for t in self.tasks})
         n_stages = len(in_channels)
         stages = sorted({int(s) for s in ccam_stages})
         if any(s not in range(n_stages) for s in stages):
             raise ValueError(f"ccam_stages must be in 0..{n_stages - 1}, got {list(ccam_stages)}")
         self.ccam_stages = stages
+        self.ccam_direction = ccam_direction
         self.ccam = nn.ModuleDict(
             {str(s): CrossChannelAttention(ccam_direction, ccam_max_trick, ccam_scale_energy) for s in stages}
         )
@@ -138,6 +139,22 @@ class CCAMNet(MultiTaskModel):
 
     def ccam_parameters(self) -> int:
         return sum(p.numel() for p in self.ccam.parameters())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The encoder and what CCAM carries into the other branch: the decoder stages of a sending
+        branch up to the last CCAM stage, and (both directions) the gammas of every CCAM stage but
+        the last. CCAM's gammas start at 0, so at initialisation only the encoder has gradients
+        from both tasks; this is the list once they move."""
+        shared: list[nn.Module] = [self.encoder]
+        if self.ccam_stages:
+            last = self.ccam_stages[-1]
+            direction = self.ccam_direction
+            for task, receiver in (("depth", "seg_from_depth"), ("semseg", "depth_from_seg")):
+                if direction in (receiver, "both"):
+                    shared += [self.decoders[task].top, *self.decoders[task].fuse[:last]]
+            if direction == "both":
+                shared += [self.ccam[str(s)] for s in self.ccam_stages[:-1]]
+        return trainable(*shared)
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder.forward_features(x)

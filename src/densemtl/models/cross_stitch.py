@@ -1,7 +1,7 @@
 """Cross-stitch networks (Misra et al., CVPR 2016), as in Vandenhende et al.'s Multi-Task-Learning-PyTorch.
 
 One dilated ResNet-50 + DeepLab-v3 ASPP head per task; after each of the five ResNet stages
-(stem conv, layer1, layer2, layer3, layer4) a cross-stitch unit mixes the task features with
+(stem conv, layer1, layer2, layer3, layer4; every stage of any other backbone) a cross-stitch unit mixes the task features with
 per-channel weights: ``x_i' = sum_j a_ij * x_j``, ``a_ii`` initialised to ``alpha`` (0.9) and
 ``a_ij`` to ``beta`` (0.1). 79,293,097 parameters for 40 classes + depth = 75.62 Mi (seed table: 75.8).
 Recipe: SGD 1e-3 (configs/nyud_mtl_baselines.yaml).
@@ -15,15 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from densemtl.models import MODELS, build_encoder
-from densemtl.models.base import MultiTaskModel
-from densemtl.models.blocks.aspp import (
-    RESNET_STAGES,
-    DeepLabHead,
-    encoder_spec,
-    forward_task_stages,
-    resnet_stage_channels,
-)
+from densemtl.models import MODELS
+from densemtl.models.blocks.stages import MixedStagesNetwork
 
 
 class CrossStitchUnit(nn.Module):
@@ -48,36 +41,35 @@ class CrossStitchUnit(nn.Module):
 
 
 @MODELS.register("cross_stitch")
-class CrossStitchNetwork(MultiTaskModel):
-    """Per-task encoders joined by cross-stitch units after the stages named in ``stages``."""
+class CrossStitchNetwork(MixedStagesNetwork):
+    """Per-task encoders joined by cross-stitch units after the stages in ``stages``.
+
+    Args:
+        backbone / stages / aspp_rates / aspp_channels: see :class:`~densemtl.models.blocks.stages.MixedStagesNetwork`
+            (default: every stage of a dilated ResNet-50).
+        alpha / beta: initial self / cross weights of the units.
+    """
+
+    model_name = "cross_stitch"
 
     def __init__(
         self,
         tasks: Mapping[str, int],
         backbone: str | Mapping[str, Any] | None = None,
-        stages: Sequence[str] = RESNET_STAGES,
+        stages: Sequence[int | str] | None = None,
         alpha: float = 0.9,
         beta: float = 0.1,
         aspp_rates: Sequence[int] = (12, 24, 36),
+        aspp_channels: int = 256,
         **kwargs: Any,
     ) -> None:
-        super().__init__(tasks, **kwargs)
-        unknown = set(stages) - set(RESNET_STAGES)
-        if unknown:
-            raise ValueError(f"cross_stitch: unknown stages {sorted(unknown)}; choose from {RESNET_STAGES}")
-        self.encoders = nn.ModuleDict({t: build_encoder(encoder_spec(backbone)) for t in self.tasks})
-        channels = resnet_stage_channels(next(iter(self.encoders.values())))
-        self.stage_names = [s for s in RESNET_STAGES if s in stages]
-        self.units = nn.ModuleDict(
-            {
-                s: CrossStitchUnit(list(self.tasks), channels[RESNET_STAGES.index(s)], alpha, beta)
-                for s in self.stage_names
-            }
+        super().__init__(
+            tasks,
+            backbone,
+            stages,
+            aspp_rates,
+            lambda names, channels: CrossStitchUnit(names, channels, alpha, beta),
+            "units",
+            aspp_channels,
+            **kwargs,
         )
-        self.heads = nn.ModuleDict(
-            {t: DeepLabHead(channels[-1], c, aspp_rates) for t, c in self.tasks.items()}
-        )
-
-    def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = forward_task_stages(self.encoders, x, self.units)
-        return {t: self.heads[t](feats[t]) for t in self.tasks}

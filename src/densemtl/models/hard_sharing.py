@@ -33,7 +33,7 @@ class HardSharing(MultiTaskModel):
     ) -> None:
         super().__init__(tasks, **kwargs)
         self.encoder = build_encoder(backbone)
-        in_channels = [info["num_chs"] for info in self.encoder.feature_info]
+        in_channels = self.encoder.feature_info.channels()
         self.decoders = nn.ModuleDict({t: FPNDecoder(in_channels, decoder_channels) for t in self.tasks})
         self.heads = nn.ModuleDict({t: TaskHead(decoder_channels, c) for t, c in self.tasks.items()})
 

@@ -3,9 +3,10 @@
 "Real-Time Joint Semantic Segmentation and Depth Estimation Using Asymmetric Annotations"
 (arXiv 1809.04766); module for module the authors' ``src/models.py`` (DrSleep/multi-task-refinenet):
 
-* encoder: the authors' MobileNet-v2 variant
-  (:class:`~densemtl.models.backbones.mobilenetv2_refinenet.RefineNetMobileNetV2`: the t = 1 block
-  keeps its 1x1 expansion conv, no 1280 conv, ReLU6), tapped at l3 .. l8;
+* encoder: the authors' MobileNet-v2 variant (backbone ``mobilenet_v2_refinenet``,
+  :class:`~densemtl.models.backbones.mobilenetv2_refinenet.RefineNetMobileNetV2`: the t = 1 block
+  keeps its 1x1 expansion conv, no 1280 conv, ReLU6), tapped at l3 .. l8; other backbones are
+  refused (the decoder needs six levels at strides 4, 8, 16, 16, 32, 32);
 * Light-Weight RefineNet decoder, 256 channels, bias-free 1x1 convs, no BN::
 
       x = relu6(conv8(l8) + conv7(l7)); x = CRP4(x); x = adapt4(x); x = up(x -> l6)
@@ -27,10 +28,11 @@ torchvision-layout ImageNet MobileNet-v2 weights into the encoder (the extra t =
 becomes the identity). Outputs go through :class:`~densemtl.models.base.MultiTaskModel` (bilinear
 upsampling to the input size, ``depth_activation``; the authors take ``|output|`` as depth).
 
-Example::
+Example (``mobilenet_v2-b0353104.pth``: torchvision's ImageNet MobileNet-v2 file)::
 
     model = build_model("mt_refinenet", tasks={"semseg": 40, "depth": 1},
-                        encoder_weights="../shared/weights/mobilenet_v2_imagenet.pth")
+                        encoder_weights="mobilenet_v2-b0353104.pth")
+    out = model(torch.rand(1, 3, 480, 640))  # {"semseg": [1,40,480,640], "depth": [1,1,480,640]}
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from densemtl.errors import ConfigError
-from densemtl.models import MODELS
-from densemtl.models.backbones.mobilenetv2_refinenet import RefineNetMobileNetV2
+from densemtl.models import MODELS, build_encoder
+from densemtl.models.backbones.features import refuse
 from densemtl.models.base import MultiTaskModel
 
 __all__ = ["CRPBlock", "MTLWRefineNet", "TaskHead"]
+
+#: strides of the encoder levels l3 .. l8 the decoder taps
+TAP_STRIDES = (4, 8, 16, 16, 32, 32)
 
 
 def conv1x1(cin: int, cout: int, groups: int = 1, bias: bool = False) -> nn.Conv2d:
@@ -115,13 +120,15 @@ class MTLWRefineNet(MultiTaskModel):
         tasks: task -> output channels (``semseg``: classes, e.g. 40 NYUD / 6 KITTI / 46 joint;
             ``depth``: 1; ``normals``: 3).
         encoder_weights: path of torchvision-layout ImageNet MobileNet-v2 weights (e.g.
-            ``../shared/weights/mobilenet_v2_imagenet.pth``), or None (random init).
+            torchvision's ``mobilenet_v2-b0353104.pth``), or None (random init).
         channels: decoder width (256 in the paper).
         crp_stages: max-pool/conv stages per CRP block (4 in the paper).
         depthwise_crp1: CRP1's 1x1 convs depthwise (True, the paper's) or full.
         init: ``"authors"`` (decoder/head convs N(0, 0.01), the paper's code) or ``"kaiming"``
             (for training from scratch: Kaiming-normal fan-out decoder convs, identity CRP blocks
             and head depthwise convs, N(0, 0.01) prediction convs).
+        backbone: encoder name or spec; only ``mobilenet_v2_refinenet`` (the default) has the six
+            levels the decoder taps, others raise :class:`~densemtl.errors.ConfigError`.
         **kwargs: :class:`MultiTaskModel` options (``depth_activation``, ``max_depth``).
     """
 
@@ -133,13 +140,21 @@ class MTLWRefineNet(MultiTaskModel):
         crp_stages: int = 4,
         depthwise_crp1: bool = True,
         init: str = "authors",
+        backbone: str | Mapping[str, Any] = "mobilenet_v2_refinenet",
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, **kwargs)
         if init not in ("authors", "kaiming"):
             raise ConfigError(f"mt_refinenet init must be 'authors' or 'kaiming', got {init!r}")
-        self.encoder = RefineNetMobileNetV2()
-        c3, c4, c5, c6, c7, c8 = (info["num_chs"] for info in self.encoder.feature_info)
+        self.encoder = build_encoder(backbone)
+        if self.encoder.feature_info.reduction() != list(TAP_STRIDES):
+            raise refuse(
+                "mt_refinenet",
+                self.encoder,
+                f"the Light-Weight RefineNet decoder needs six levels at strides {TAP_STRIDES} "
+                f"(backbone mobilenet_v2_refinenet), it has {self.encoder.feature_info.reduction()}",
+            )
+        c3, c4, c5, c6, c7, c8 = self.encoder.feature_info.channels()
         self.conv8 = conv1x1(c8, channels)
         self.conv7 = conv1x1(c7, channels)
         self.conv6 = conv1x1(c6, channels)
@@ -186,6 +201,14 @@ class MTLWRefineNet(MultiTaskModel):
         model = copy.deepcopy(self)
         model.relu = IdentityConvReLU6(self.conv3.out_channels)
         return model.to(self.conv3.weight.device)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The encoder and the decoder: one map at 1/4 feeds every task head."""
+        return [p for name, p in self.named_parameters() if not name.startswith("heads.") and p.requires_grad]
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The last convolution before the heads (CRP1's last 1x1 conv)."""
+        return [self.crp1.convs[-1].weight]
 
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """The Light-Weight RefineNet decoder: six encoder maps -> one 256-channel map at 1/4."""

@@ -25,7 +25,7 @@ same + ``auxiliary_tasks=("edge", "normals")``             163,311,741  155.75  
 same + edge + normals                                      102,436,261  97.69   +19%
 =========================================================  ===========  ======  =======
 
-No faithful configuration lands within 1.5% of 81.8 Mi (docs/methods.md, seed 002);
+No faithful configuration lands within 1.5% of 81.8 Mi (docs/methods.md, Luo & Ye 2023);
 ``channels=None`` uses the raw levels.
 """
 
@@ -38,14 +38,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densemtl.losses.compose import AuxiliaryTerm
 from densemtl.models import MODELS, build_encoder
-from densemtl.models.base import MultiTaskModel, conv_bn_relu
+from densemtl.models.backbones.features import refuse
+from densemtl.models.base import MultiTaskModel, conv_bn_relu, trainable
 from densemtl.models.blocks.aspp import SEBlock, encoder_spec
 from densemtl.models.pad_net import (
-    AuxiliarySupervision,
     InitialTaskPrediction,
     MultiModalDistillation,
     basic_block,
+    initial_prediction_terms,
     resolve_auxiliary_tasks,
 )
 
@@ -104,7 +106,7 @@ def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register("mti_net")
-class MTINet(AuxiliarySupervision, MultiTaskModel):
+class MTINet(MultiTaskModel):
     """Multi-scale initial predictions, feature propagation, per-scale distillation, HRNet-style heads.
 
     Args:
@@ -127,14 +129,19 @@ class MTINet(AuxiliarySupervision, MultiTaskModel):
         super().__init__(tasks, **kwargs)
         self.auxiliary_tasks = resolve_auxiliary_tasks(self.tasks, auxiliary_tasks)
         self.encoder = build_encoder(encoder_spec(backbone))
-        levels = [info["num_chs"] for info in self.encoder.feature_info]
+        levels = self.encoder.feature_info.channels()
         if channels is None:
             self.adapters = None
             ch = levels
         else:
             ch = [int(c) for c in channels]
             if len(ch) != len(levels):
-                raise ValueError(f"mti_net: need {len(levels)} channels (one per encoder level), got {ch}")
+                raise refuse(
+                    "mti_net",
+                    self.encoder,
+                    f"it has {len(levels)} feature levels and channels has {len(ch)} entries; "
+                    f"give {len(levels)} channels (one per level) or channels: null",
+                )
             self.adapters = nn.ModuleList(conv_bn_relu(a, b, 1) for a, b in zip(levels, ch))
         names = list(self.auxiliary_tasks)
         last = len(ch) - 1
@@ -147,6 +154,14 @@ class MTINet(AuxiliarySupervision, MultiTaskModel):
         )  # fpm[k-1]: scale k
         self.distillation = nn.ModuleList(MultiModalDistillation(list(self.tasks), c, names) for c in ch)
         self.heads = nn.ModuleDict({t: HighResolutionHead(ch, c) for t, c in self.tasks.items()})
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The encoder, the level adapters, every scale's initial-prediction features and the feature
+        propagation modules (each main task is distilled from all auxiliary tasks' features, which
+        also propagate to the next scale); the initial 1x1 predictions serve deep supervision only."""
+        refinement = [initial.refinement for initial in self.initial]
+        adapters = [] if self.adapters is None else [self.adapters]
+        return trainable(self.encoder, *adapters, *refinement, self.fpm)
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         levels = self.encoder.forward_features(x)
@@ -169,7 +184,12 @@ class MTINet(AuxiliarySupervision, MultiTaskModel):
                 propagated = self.fpm[k - 1](feats[k])
         distilled = [self.distillation[k](feats[k]) for k in range(len(levels))]
         out = {t: self.heads[t]([d[t] for d in distilled]) for t in self.tasks}
-        if self.training:
+        if self.returns_auxiliary:
             for k, p in enumerate(preds):
                 out.update({f"{t}:scale_{k}": v for t, v in p.items()})
         return out
+
+    def auxiliary_terms(self) -> dict[str, AuxiliaryTerm]:
+        return initial_prediction_terms(
+            self.auxiliary_tasks, [f"scale_{k}" for k in range(len(self.initial))]
+        )

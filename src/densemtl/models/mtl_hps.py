@@ -1,4 +1,4 @@
-"""MTL (hard parameter sharing) of seed 002: one shared dilated ResNet-50, a DeepLab-v3 ASPP head per task.
+"""MTL, hard parameter sharing (Luo & Ye 2023, NYUD-v2 table): one dilated ResNet-50, an ASPP head per task.
 
 Vandenhende et al.'s "MTL baseline" (Multi-Task-Learning-PyTorch ``models/models.py``
 ``MultiTaskModel``): 55,769,449 parameters for 40 classes + depth (53.18 Mi).
@@ -31,7 +31,7 @@ class MTLHardSharing(MultiTaskModel):
     ) -> None:
         super().__init__(tasks, **kwargs)
         self.encoder = build_encoder(encoder_spec(backbone))
-        channels = self.encoder.feature_info[-1]["num_chs"]
+        channels = self.encoder.feature_info.channels()[-1]
         self.heads = nn.ModuleDict(
             {t: DeepLabHead(channels, c, aspp_rates, aspp_channels) for t, c in self.tasks.items()}
         )

@@ -1,14 +1,15 @@
 """MTL_SPP, "multi-task learning with SE and pyramid pooling" (Luo & Ye, Computer Science 2023) — a
-RECONSTRUCTION from the paper's abstract and parameter column (docs/methods.md, seed 002).
+RECONSTRUCTION from the paper's abstract and parameter column (docs/methods.md, Luo & Ye 2023).
 
 What the abstract says: a shared backbone feature network plus task-specific sub-networks built from
 squeeze-and-excitation (SE) modules, and pyramid pooling to enhance the features. Reconstruction:
 
-* shared: dilated ResNet-50 stem .. ``layer3`` (``task_stages`` names the trailing ResNet stages that
-  are *not* shared);
-* task-specific sub-network: a per-task copy of ``layer4`` (initialised from the same, possibly
-  pretrained, weights) whose bottlenecks are SE-ResNet blocks (SE on the residual branch before the
-  addition, reduction ``se_reduction`` = 16); ``se=False`` drops the SE modules;
+* shared: dilated ResNet-50 stem .. ``layer3`` (``task_stages`` names the trailing backbone stages
+  that are *not* shared; default the last one, ``layer4`` on a ResNet);
+* task-specific sub-network: a per-task copy of those stages (initialised from the same, possibly
+  pretrained, weights) whose residual blocks are SE-ResNet blocks (SE on the residual branch before
+  the addition, reduction ``se_reduction`` = 16; any backbone whose blocks expose ``branch`` /
+  ``merge``, see :mod:`densemtl.models.backbones.features`); ``se=False`` drops the SE modules;
 * per-task head: PSPNet pyramid pooling (bins 1/2/3/6, 2048 -> 4 x 512, concat, 3x3 conv -> 512,
   BN, ReLU, Dropout 0.1) + 1x1 classifier (``head="ppm"``), or the DeepLab-v3 ASPP head (``"aspp"``).
 
@@ -25,39 +26,28 @@ from typing import Any
 import torch
 from torch import nn
 
+from densemtl.errors import ConfigError
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.base import MultiTaskModel
-from densemtl.models.blocks.aspp import (
-    DeepLabHead,
-    PyramidPooling,
-    SEBlock,
-    encoder_spec,
-    resnet_stage,
-    resnet_stage_channels,
-)
-
-LAYERS = ("layer1", "layer2", "layer3", "layer4")
+from densemtl.models.blocks.aspp import DeepLabHead, PyramidPooling, SEBlock, encoder_spec
+from densemtl.models.blocks.stages import resolve_stages
 
 
 class SEResidual(nn.Module):
-    """Wraps a torchvision-style ResNet block so that SE rescales its residual branch (SE-ResNet)."""
+    """A residual block whose branch SE rescales before the addition (SE-ResNet, Hu et al. 2018)."""
 
     def __init__(self, block: nn.Module, reduction: int = 16) -> None:
         super().__init__()
         self.block = block
-        last_bn = block.bn3 if hasattr(block, "bn3") else block.bn2
-        self.se = SEBlock(last_bn.num_features, reduction)
+        self.se = SEBlock(block.out_channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.block
-        out = b.relu(b.bn1(b.conv1(x)))
-        if hasattr(b, "conv3"):
-            out = b.relu(b.bn2(b.conv2(out)))
-            out = b.bn3(b.conv3(out))
-        else:
-            out = b.bn2(b.conv2(out))
-        identity = b.downsample(x) if b.downsample is not None else x
-        return b.relu(self.se(out) + identity)
+        return self.block.merge(self.se(self.block.branch(x)), x)
+
+
+def with_se(block: nn.Module, reduction: int) -> nn.Module:
+    """``block`` as an SE-ResNet block if it is residual (has ``branch`` / ``merge``), else as is."""
+    return SEResidual(block, reduction) if hasattr(block, "branch") else block
 
 
 class PPMHead(nn.Module):
@@ -81,7 +71,7 @@ class MTLSPP(MultiTaskModel):
         self,
         tasks: Mapping[str, int],
         backbone: str | Mapping[str, Any] | None = None,
-        task_stages: Sequence[str] = ("layer4",),
+        task_stages: Sequence[int | str] = (-1,),
         se: bool = True,
         se_reduction: int = 16,
         head: str = "ppm",
@@ -90,30 +80,29 @@ class MTLSPP(MultiTaskModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, **kwargs)
-        task_stages = list(task_stages)
-        if any(s not in LAYERS for s in task_stages) or task_stages != list(
-            LAYERS[len(LAYERS) - len(task_stages) :]
-        ):
-            raise ValueError(
-                f"mtl_spp: task_stages must be trailing ResNet layers, e.g. ['layer4'], got {task_stages}"
-            )
         if head not in ("ppm", "aspp"):
-            raise ValueError(f"mtl_spp: head must be 'ppm' or 'aspp', got {head!r}")
+            raise ConfigError(f"mtl_spp: head must be 'ppm' or 'aspp', got {head!r}")
         self.encoder = build_encoder(encoder_spec(backbone))
-        channels = resnet_stage_channels(self.encoder)[-1]
-        self.num_shared = 5 - len(task_stages)  # stages 0..num_shared-1 are shared
+        info = self.encoder.feature_info
+        n = len(info.stages)
+        own = resolve_stages("mtl_spp", "task_stages", info, task_stages)
+        if own != list(range(n - len(own), n)):
+            raise ConfigError(
+                f"mtl_spp: task_stages must be trailing stages of the backbone (e.g. [-1]), got {list(task_stages)}"
+            )
+        channels = info.stages[-1].num_chs
+        self.num_shared = n - len(own)  # stages 0..num_shared-1 are shared
         branches = {}
         for t in self.tasks:
             stages = []
-            for name in task_stages:
-                layer = copy.deepcopy(getattr(self.encoder, name))
+            for i in own:
+                blocks = copy.deepcopy(self.encoder.stage_blocks(i))
                 if se:
-                    layer = nn.Sequential(*(SEResidual(block, se_reduction) for block in layer))
-                stages.append(layer)
+                    blocks = [with_se(block, se_reduction) for block in blocks]
+                stages.append(nn.Sequential(*blocks))
             branches[t] = nn.Sequential(*stages)
-        for name in task_stages:  # the shared copies are never run: drop them
-            setattr(self.encoder, name, nn.Identity())
-        if not task_stages and se:
+        self.encoder.remove_stages(self.num_shared)  # the shared copies are never run
+        if not own and se:
             branches = {t: nn.Sequential(SEBlock(channels, se_reduction)) for t in self.tasks}
         self.branches = nn.ModuleDict(branches)
         self.heads = nn.ModuleDict(
@@ -128,7 +117,7 @@ class MTLSPP(MultiTaskModel):
 
     def shared_features(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(self.num_shared):
-            x = resnet_stage(self.encoder, i, x)
+            x = self.encoder.forward_stage(i, x)
         return x
 
     def task_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,6 +1,6 @@
 """MTL_SSW, "multi-task learning with SE and selective weights" (Luo & Ye, Computer Science 2023) — a
 RECONSTRUCTION from the paper's abstract, its initialisation ablation and its parameter column
-(docs/methods.md, seed 002).
+(docs/methods.md, Luo & Ye 2023).
 
 MTL_SSW is MTL_SPP (see :mod:`densemtl.models.mtl_spp`) plus selective-weight (SW) modules through
 which the segmentation and depth features of the task-specific sub-networks weight and guide each
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from densemtl.models import MODELS
+from densemtl.models.base import trainable
 from densemtl.models.mtl_spp import MTLSPP
 
 SW_POSITIONS = ("branch", "head")
@@ -116,6 +117,21 @@ class MTLSSW(MTLSPP):
         if "head" in sw_positions:
             ppm_channels = next(iter(self.heads.values())).ppm.out_channels
             self.sw["head"] = SelectiveWeight(names, ppm_channels, sw_init, sw_reduction, sw_attention)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The encoder, everything before the last SW module, and the SW weight matrices.
+
+        A matrix's row ``t`` serves task ``t``, but it is one tensor, so every task's gradient
+        reaches it; the last module's per-task attention serves one task each.
+        """
+        if not self.sw:
+            return super().shared_parameters()
+        upstream: list[nn.Module] = [self.encoder, self.branches]
+        if "head" in self.sw:
+            upstream += [head.ppm for head in self.heads.values()]
+            if "branch" in self.sw:
+                upstream.append(self.sw["branch"])
+        return trainable(*upstream, [sw.weight for sw in self.sw.values()])
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.task_features(x)

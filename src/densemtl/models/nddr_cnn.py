@@ -1,8 +1,8 @@
 """NDDR-CNN (Gao et al., CVPR 2019), as in Vandenhende et al.'s Multi-Task-Learning-PyTorch.
 
-One dilated ResNet-50 + DeepLab-v3 ASPP head per task; after each of the five ResNet stages an NDDR
-layer per task concatenates all task features and reduces them with a 1x1 conv (``T*C -> C``, no bias)
-+ BN + ReLU. The conv is initialised to ``alpha * I`` on its own task's channels and ``beta * I`` on
+One dilated ResNet-50 + DeepLab-v3 ASPP head per task; after each of the five ResNet stages (every
+stage of any other backbone) an NDDR layer per task concatenates all task features and reduces them
+with a 1x1 conv (``T*C -> C``, no bias) + BN + ReLU. The conv is initialised to ``alpha * I`` on its own task's channels and ``beta * I`` on
 the others' (0.9 / 0.1). 101,591,721 parameters for 40 classes + depth = 96.89 Mi (seed table: 96.9).
 Recipe: SGD 1e-3 (configs/nyud_mtl_baselines.yaml).
 """
@@ -15,15 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from densemtl.models import MODELS, build_encoder
-from densemtl.models.base import MultiTaskModel
-from densemtl.models.blocks.aspp import (
-    RESNET_STAGES,
-    DeepLabHead,
-    encoder_spec,
-    forward_task_stages,
-    resnet_stage_channels,
-)
+from densemtl.models import MODELS
+from densemtl.models.blocks.stages import MixedStagesNetwork
 
 
 class NDDRLayer(nn.Module):
@@ -62,36 +55,35 @@ class NDDRLayer(nn.Module):
 
 
 @MODELS.register("nddr_cnn")
-class NDDRCNN(MultiTaskModel):
-    """Per-task encoders joined by NDDR layers after the stages named in ``stages``."""
+class NDDRCNN(MixedStagesNetwork):
+    """Per-task encoders joined by NDDR layers after the stages in ``stages``.
+
+    Args:
+        backbone / stages / aspp_rates / aspp_channels: see :class:`~densemtl.models.blocks.stages.MixedStagesNetwork`
+            (default: every stage of a dilated ResNet-50).
+        alpha / beta: initial self / cross weights of the NDDR convolutions.
+    """
+
+    model_name = "nddr_cnn"
 
     def __init__(
         self,
         tasks: Mapping[str, int],
         backbone: str | Mapping[str, Any] | None = None,
-        stages: Sequence[str] = RESNET_STAGES,
+        stages: Sequence[int | str] | None = None,
         alpha: float = 0.9,
         beta: float = 0.1,
         aspp_rates: Sequence[int] = (12, 24, 36),
+        aspp_channels: int = 256,
         **kwargs: Any,
     ) -> None:
-        super().__init__(tasks, **kwargs)
-        unknown = set(stages) - set(RESNET_STAGES)
-        if unknown:
-            raise ValueError(f"nddr_cnn: unknown stages {sorted(unknown)}; choose from {RESNET_STAGES}")
-        self.encoders = nn.ModuleDict({t: build_encoder(encoder_spec(backbone)) for t in self.tasks})
-        channels = resnet_stage_channels(next(iter(self.encoders.values())))
-        self.nddr = nn.ModuleDict(
-            {
-                s: NDDRLayer(list(self.tasks), channels[RESNET_STAGES.index(s)], alpha, beta)
-                for s in RESNET_STAGES
-                if s in stages
-            }
+        super().__init__(
+            tasks,
+            backbone,
+            stages,
+            aspp_rates,
+            lambda names, channels: NDDRLayer(names, channels, alpha, beta),
+            "nddr",
+            aspp_channels,
+            **kwargs,
         )
-        self.heads = nn.ModuleDict(
-            {t: DeepLabHead(channels[-1], c, aspp_rates) for t, c in self.tasks.items()}
-        )
-
-    def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = forward_task_stages(self.encoders, x, self.nddr)
-        return {t: self.heads[t](feats[t]) for t in self.tasks}

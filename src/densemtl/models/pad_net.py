@@ -16,7 +16,7 @@ module -> multi-modal distillation -> per main task two bottleneck blocks and a 
   ``pad_net.yml`` uses semseg + depth only, ``pad_net+edges_normals.yml`` adds edge (1 channel)
   and normals (3)). Extra auxiliary tasks get their own initial-prediction branch, feed the
   distillation of every main task and have no final head; their ``"<task>:initial"`` outputs are
-  deep-supervised only when the batch holds labels for them (see :meth:`AuxiliarySupervision.extra_losses`).
+  deep-supervised only when the batch holds labels for them (see :func:`initial_prediction_terms`).
 
 Parameter counts for 40 classes + depth (Mi = params / 2^20; seed table: 66.9 Mi):
 
@@ -30,7 +30,7 @@ reference + ``auxiliary_tasks=("edge", "normals")``    34,010,774  32.44
 =====================================================  ==========  ========
 
 No configuration faithful to ``padnet.py`` on a ResNet-50 reaches 66.9 Mi, so the table's count
-is reported, not matched (docs/methods.md, seed 002, explains why).
+is reported, not matched (docs/methods.md, Luo & Ye 2023, explains why).
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from densemtl.losses.compose import AuxiliaryTerm
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.backbones.resnet import BasicBlock, Bottleneck
-from densemtl.models.base import MultiTaskModel
+from densemtl.models.base import MultiTaskModel, trainable
 from densemtl.models.blocks.aspp import encoder_spec
 
 #: output channels of auxiliary tasks that are not main tasks (Vandenhende's ``utils/config.py``)
@@ -90,38 +91,16 @@ def resolve_auxiliary_tasks(
     return dict(tasks) | {t: c for t, c in extra.items() if t not in tasks}
 
 
-class AuxiliarySupervision:
-    """Deep supervision of auxiliary-only outputs (mixin for :class:`MultiTaskModel` subclasses).
+def initial_prediction_terms(
+    auxiliary_tasks: Mapping[str, int], suffixes: Sequence[str]
+) -> dict[str, AuxiliaryTerm]:
+    """Deep supervision of every auxiliary task's initial predictions ``"<task>:<suffix>"``.
 
-    Outputs ``"<task>:<name>"`` of main tasks are scored by the base class with the task's loss.
-    Outputs of auxiliary-only tasks are scored with the task's default loss
-    (:data:`densemtl.tasks.TASK_SPECS`) when the batch holds a label for it; otherwise (e.g. edges,
-    which the data sets here do not provide) they are left unsupervised.
+    Each is scored against its task's label with the task's training loss (or, for an
+    auxiliary-only task, the task's default loss); an auxiliary-only task whose label the batch
+    lacks (e.g. edges, which the data sets here do not provide) is left unsupervised.
     """
-
-    tasks: dict[str, int]
-    auxiliary_tasks: dict[str, int]
-
-    def extra_losses(
-        self,
-        outputs: Mapping[str, torch.Tensor],
-        batch: Mapping[str, Any],
-        task_losses: Mapping[str, nn.Module],
-    ) -> dict[str, torch.Tensor]:
-        from densemtl.data.sample import valid_mask
-        from densemtl.losses import build_loss
-        from densemtl.tasks import TASK_SPECS
-
-        terms = MultiTaskModel.extra_losses(self, outputs, batch, task_losses)  # type: ignore[arg-type]
-        losses: dict[str, nn.Module] = {}
-        for key, out in outputs.items():
-            task, _, name = key.partition(":")
-            if not name or task in task_losses or task not in TASK_SPECS or batch.get(task) is None:
-                continue
-            if task not in losses:
-                losses[task] = build_loss(TASK_SPECS[task].default_loss)
-            terms[key] = losses[task](out, batch[task], valid_mask(task, batch[task]))
-        return terms
+    return {f"{t}:{s}": AuxiliaryTerm(t) for s in suffixes for t in auxiliary_tasks}
 
 
 class InitialTaskPrediction(nn.Module):
@@ -189,7 +168,7 @@ class MultiModalDistillation(nn.Module):
 
 
 @MODELS.register("pad_net")
-class PADNet(AuxiliarySupervision, MultiTaskModel):
+class PADNet(MultiTaskModel):
     """Encoder -> initial (auxiliary) task predictions -> multi-modal distillation -> final task heads.
 
     Args:
@@ -212,7 +191,7 @@ class PADNet(AuxiliarySupervision, MultiTaskModel):
         super().__init__(tasks, **kwargs)
         self.auxiliary_tasks = resolve_auxiliary_tasks(self.tasks, auxiliary_tasks)
         self.encoder = build_encoder(encoder_spec(backbone))
-        in_channels = self.encoder.feature_info[-1]["num_chs"]
+        in_channels = self.encoder.feature_info.channels()[-1]
         self.initial = InitialTaskPrediction(self.auxiliary_tasks, in_channels, task_channels, initial_block)
         self.distillation = MultiModalDistillation(
             list(self.tasks), task_channels, list(self.auxiliary_tasks)
@@ -228,11 +207,19 @@ class PADNet(AuxiliarySupervision, MultiTaskModel):
             }
         )
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The encoder and every auxiliary task's initial-prediction features (each main task is
+        distilled from all of them); the initial 1x1 predictions serve deep supervision only."""
+        return trainable(self.encoder, self.initial.refinement)
+
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder.forward_features(x)[-1]
         feats, initial = self.initial({t: features for t in self.auxiliary_tasks})
         distilled = self.distillation(feats)
         out = {t: self.heads[t](distilled[t]) for t in self.tasks}
-        if self.training:
+        if self.returns_auxiliary:
             out.update({f"{t}:initial": p for t, p in initial.items()})
         return out
+
+    def auxiliary_terms(self) -> dict[str, AuxiliaryTerm]:
+        return initial_prediction_terms(self.auxiliary_tasks, ["initial"])

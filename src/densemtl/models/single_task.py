@@ -1,4 +1,4 @@
-"""Single-task baselines: an independent encoder-decoder network per task.
+"""Single-task baselines (the STL rows of Vandenhende et al., TPAMI 2021): one encoder-decoder network per task.
 
 With one task this is the plain single-task network Δ_MTL is measured against; with several,
 the networks share nothing (the "STL" row of multi-task tables), so it trains them side by side.
@@ -32,9 +32,13 @@ class SingleTask(MultiTaskModel):
         self.decoders = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         for task, channels in self.tasks.items():
-            in_channels = [info["num_chs"] for info in self.encoders[task].feature_info]
+            in_channels = self.encoders[task].feature_info.channels()
             self.decoders[task] = FPNDecoder(in_channels, decoder_channels)
             self.heads[task] = TaskHead(decoder_channels, channels)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Nothing is shared: an empty list (gradient-based weightings have nothing to work on)."""
+        return []
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {t: self.heads[t](self.decoders[t](self.encoders[t].forward_features(x))) for t in self.tasks}

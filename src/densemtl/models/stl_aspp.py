@@ -1,4 +1,4 @@
-"""STL_ASPP: one dilated ResNet-50 + DeepLab-v3 ASPP network per task (seed 002's single-task row).
+"""STL_ASPP: one dilated ResNet-50 + DeepLab-v3 ASPP network per task (Luo & Ye 2023, single-task row).
 
 Vandenhende et al.'s single-task NYUD baseline (Multi-Task-Learning-PyTorch, ``configs/nyud/resnet50``):
 39,643,752 parameters for the 40-class segmentation network (37.81 Mi). With several tasks the
@@ -34,10 +34,14 @@ class STLASPP(MultiTaskModel):
         self.encoders = nn.ModuleDict({t: build_encoder(encoder_spec(backbone)) for t in self.tasks})
         self.heads = nn.ModuleDict(
             {
-                t: DeepLabHead(self.encoders[t].feature_info[-1]["num_chs"], c, aspp_rates, aspp_channels)
+                t: DeepLabHead(self.encoders[t].feature_info.channels()[-1], c, aspp_rates, aspp_channels)
                 for t, c in self.tasks.items()
             }
         )
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Nothing is shared: an empty list (gradient-based weightings have nothing to work on)."""
+        return []
 
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {t: self.heads[t](self.encoders[t].forward_features(x)[-1]) for t in self.tasks}

@@ -12,7 +12,7 @@ Exact re-implementation of the authors' ``model/xtask_ts.py`` + ``model/transfer
   ``d2s`` maps the depth prediction to segmentation logits.
 
 In training mode (and unless ``direct_only``) :meth:`forward` also returns ``"depth:transfer"``
-(= s2d(seg)) and ``"semseg:transfer"`` (= d2s(depth)); :meth:`extra_losses` scores them in the
+(= s2d(seg)) and ``"semseg:transfer"`` (= d2s(depth)); :meth:`auxiliary_terms` scores them in the
 ``xtsc`` (against the detached direct predictions) or ``xtc`` (against ground truth) mode. The
 L_label / L_image grouping and the uncertainty weighting over the two groups live in the
 ``xtasc_groups`` weighting (``densemtl/weighting/xtasc_groups.py``).
@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densemtl.losses.compose import AuxiliaryTerm
 from densemtl.models import MODELS, build_encoder
+from densemtl.models.backbones.features import refuse
 from densemtl.models.base import MultiTaskModel
 
 TRANSFER_MODES = ("xtsc", "xtc")
@@ -201,7 +203,14 @@ class XTasCNet(MultiTaskModel):
         spec = {"name": backbone} if isinstance(backbone, str) else dict(backbone)
         spec["out_indices"] = (0, 1, 2, 3, 4)
         self.encoder = build_encoder(spec)
-        enc = [info["num_chs"] for info in self.encoder.feature_info]
+        if self.encoder.feature_info.reduction() != [2, 4, 8, 16, 32]:
+            raise refuse(
+                "xtasc_net",
+                self.encoder,
+                "its decoders need five levels at strides 2, 4, 8, 16, 32 (out_indices 0..4), "
+                f"it has {self.encoder.feature_info.reduction()}",
+            )
+        enc = self.encoder.feature_info.channels()
         classes = self.tasks["semseg"]
         self.decoders = nn.ModuleDict(
             {
@@ -234,47 +243,34 @@ class XTasCNet(MultiTaskModel):
         seg = self.decoders["semseg"](feats)
         depth = self.decoders["depth"](feats)
         out = {"semseg": seg, "depth": depth}
-        if self.training and not self.direct_only:
+        if self.returns_auxiliary and not self.direct_only:
             out["depth:transfer"] = self.transfer["s2d"](seg)
             out["semseg:transfer"] = self.transfer["d2s"](self.postprocess("depth", depth))
         return out
 
-    # ---- losses ----
-    def extra_losses(
-        self,
-        outputs: Mapping[str, torch.Tensor],
-        batch: Mapping[str, Any],
-        task_losses: Mapping[str, nn.Module],
-    ) -> dict[str, torch.Tensor]:
-        """``depth:transfer`` (L_tdep) and ``semseg:transfer`` (L_tseg), see methods.md §3.2."""
-        from densemtl.data.sample import valid_mask
+    def auxiliary_terms(self) -> dict[str, AuxiliaryTerm]:
+        """``depth:transfer`` (L_tdep) and ``semseg:transfer`` (L_tseg), methods.md §3.2.
 
-        terms: dict[str, torch.Tensor] = {}
-        if "depth:transfer" not in outputs:
-            return terms
-        t_dep, t_seg = outputs["depth:transfer"], outputs["semseg:transfer"]
-        seg_valid = valid_mask("semseg", batch["semseg"])
-        dep_valid = valid_mask("depth", batch["depth"])
+        ``xtc``: the task losses against ground truth. ``xtsc``: consistency with the detached
+        direct predictions (L1 or SSIM for depth; hard pseudo-label CE or KL for segmentation),
+        masked by the valid ground-truth pixels unless ``consistency_mask="none"`` (KL is never
+        masked, as the authors').
+        """
+        if self.direct_only:
+            return {}
         if self.transfer_loss == "xtc":
-            terms["depth:transfer"] = task_losses["depth"](t_dep, batch["depth"], dep_valid)
-            terms["semseg:transfer"] = task_losses["semseg"](t_seg, batch["semseg"], seg_valid)
-            return terms
-        from densemtl.losses.xtasc import consistency_ce, consistency_kl, masked_l1, masked_ssim
-
-        if self.consistency_mask == "none":
-            dep_valid = torch.ones_like(dep_valid)
-            seg_valid = torch.ones_like(seg_valid)
-        target_depth = outputs["depth"].detach()
-        if self.depth_consistency == "ssim":
-            terms["depth:transfer"] = masked_ssim(t_dep, target_depth, dep_valid)
-        else:
-            terms["depth:transfer"] = masked_l1(t_dep, target_depth, dep_valid)
-        pseudo = outputs["semseg"].detach().argmax(1)
-        if self.seg_consistency == "kl":
-            terms["semseg:transfer"] = consistency_kl(t_seg, pseudo, self.label_smoothing)
-        else:
-            terms["semseg:transfer"] = consistency_ce(t_seg, pseudo, seg_valid, self.label_smoothing)
-        return terms
+            return {"depth:transfer": AuxiliaryTerm("depth"), "semseg:transfer": AuxiliaryTerm("semseg")}
+        masked = self.consistency_mask != "none"
+        depth_loss = {"name": "xtasc_depth_consistency", "kind": self.depth_consistency}
+        seg_loss = {
+            "name": "xtasc_seg_consistency",
+            "kind": self.seg_consistency,
+            "label_smoothing": self.label_smoothing,
+        }
+        return {
+            "depth:transfer": AuxiliaryTerm("depth", depth_loss, target="prediction", masked=masked),
+            "semseg:transfer": AuxiliaryTerm("semseg", seg_loss, target="prediction", masked=masked),
+        }
 
 
 MODELS.register("xtasc_net")(XTasCNet)

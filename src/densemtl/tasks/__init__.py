@@ -1,32 +1,81 @@
-"""The task table: what the engine needs to know about each task, so it has no task ``if`` chains."""
+"""The task table: one :class:`~densemtl.tasks.base.Task` per task, so the engine has no task ``if`` chains.
+
+A new task is one file here with a :class:`Task` subclass under ``@TASKS.register("name")``, plus
+its module in the import line below (the import order is the canonical task order: the order
+datasets list their tasks and batches hold their labels).
+
+Example::
+
+    from densemtl.tasks import get_task, task_channels
+
+    task_channels(["semseg", "depth"], num_classes=13)   # {"semseg": 13, "depth": 1}
+    get_task("depth").valid_mask(batch["depth"])         # bool [B, H, W]
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable
 
 from densemtl.errors import ConfigError
+from densemtl.registry import Registry
+from densemtl.tasks.base import LossSpec, Task
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    default_loss: str
-    fixed_channels: int | None  # None: number of classes
+class TaskRegistry(Registry[type[Task]]):
+    """A :class:`~densemtl.registry.Registry` of :class:`Task` classes that remembers the order
+    of registration (``names()`` stays sorted, as for every registry)."""
 
-    def channels(self, num_classes: int) -> int:
-        return self.fixed_channels if self.fixed_channels is not None else num_classes
+    def __init__(self) -> None:
+        super().__init__("task")
+        self._order: list[str] = []
+
+    def register(self, name: str) -> Callable[[type[Task]], type[Task]]:
+        decorator = super().register(name)
+
+        def remember(cls: type[Task]) -> type[Task]:
+            cls = decorator(cls)
+            self._order.append(name)
+            return cls
+
+        return remember
+
+    def ordered_names(self) -> tuple[str, ...]:
+        """Task names in registration order."""
+        return tuple(self._order)
 
 
-TASK_SPECS: dict[str, TaskSpec] = {
-    "semseg": TaskSpec("semseg", "cross_entropy", None),
-    "depth": TaskSpec("depth", "l1", 1),
-    "normals": TaskSpec("normals", "cosine", 3),
-}
+TASKS = TaskRegistry()
+
+from densemtl.tasks import semseg, depth, normals  # noqa: E402, F401, I001  (register on import, in this order)
+from densemtl.tasks import disparity  # noqa: E402, F401
+
+
+@functools.cache
+def get_task(name: str) -> Task:
+    """The (shared, stateless) :class:`Task` instance registered as ``name``; ConfigError if unknown."""
+    return TASKS.build(name)
+
+
+def task_names() -> tuple[str, ...]:
+    """Every registered task, in the canonical order (``("semseg", "depth", "normals", ...)``)."""
+    return TASKS.ordered_names()
 
 
 def task_channels(tasks: list[str] | tuple[str, ...], num_classes: int) -> dict[str, int]:
     """Output channels per task, e.g. ``{"semseg": 40, "depth": 1}``."""
-    unknown = [t for t in tasks if t not in TASK_SPECS]
+    unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise ConfigError(f"unknown task(s) {unknown}; known: {', '.join(TASK_SPECS)}")
-    return {t: TASK_SPECS[t].channels(num_classes) for t in tasks}
+        raise ConfigError(f"unknown task(s) {unknown}; known: {', '.join(task_names())}")
+    return {t: get_task(t).channels(num_classes) for t in tasks}
+
+
+__all__ = [
+    "TASKS",
+    "LossSpec",
+    "Task",
+    "TaskRegistry",
+    "get_task",
+    "task_channels",
+    "task_names",
+]

@@ -11,7 +11,12 @@ augmentation using predicted semantics". Hypotheses implemented here, every choi
   invalid destination depth counts as infinitely far). Image, labels and depth of the mix all
   follow the same mask; the pasted depth is ``T(d_src) / s`` (an ``s``-times enlarged object is
   ``s`` times closer; for disparity targets it is multiplied by ``s``). The ordering depth can be a
-  prediction (the teacher's) or ground truth.
+  prediction (the teacher's) or ground truth. Every task map follows its task's rules
+  (:class:`densemtl.tasks.base.Task`): :meth:`~Task.zoom_label` for the zoom (depth ``/ s``),
+  :meth:`~Task.mirror_values` for mirrored samples (normals: x negated) and :meth:`~Task.mix` for
+  the paste. The transform has no rotation, so normals need no rotation either: a zoom about the
+  centre and a translation are modelled as the camera approaching / panning, which keeps surface
+  orientations in the camera frame (exact for the approach, first-order for the pan).
 * :class:`ColorAug`: independent photometric jitter (brightness, contrast, saturation, per-channel
   gain) per (predicted) semantic region; depth and labels are returned untouched (the same tensors).
 
@@ -28,7 +33,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from densemtl.data.sample import IGNORE_INDEX
+from densemtl.data.sample import IGNORE_INDEX, TASKS
+from densemtl.tasks import get_task
+from densemtl.tasks.base import Task
+
+#: The rules of a map that is not a task label (image, confidences): moved and pasted, values kept.
+_PLAIN_MAP = Task()
 
 
 @dataclass
@@ -123,12 +133,30 @@ class AffineMix:
             flip=(u[3] < self.flip).to(device),
         )
 
+    def transform(self, key: str, x: torch.Tensor, params: AffineParams) -> torch.Tensor:
+        """Warp the map ``key`` of a batch (``image``, a task label / prediction or any other map).
+
+        The image uses ``image_mode``, everything else nearest; a task's values then follow its
+        zoom rule (when ``rescale_depth``) and, on mirrored samples, its mirror rule.
+        """
+        moved = warp(x, params, mode=self.image_mode if key == "image" else "nearest")
+        if key not in TASKS:
+            return moved
+        task = get_task(key)
+        per_sample = (-1,) + (1,) * (moved.dim() - 1)
+        if self.rescale_depth:
+            scale = params.scale.to(moved.device, moved.dtype if moved.is_floating_point() else None)
+            moved = task.zoom_label(moved, scale.view(per_sample), self._meta)
+        flip = params.flip.to(moved.device).view(per_sample)
+        return torch.where(flip, task.mirror_values(moved), moved)
+
     def transform_depth(self, depth: torch.Tensor, params: AffineParams) -> torch.Tensor:
-        warped = warp(depth, params, mode="nearest")
-        if not self.rescale_depth:
-            return warped
-        s = params.scale.to(warped).view(-1, 1, 1, 1)
-        return warped * s if self.disparity else warped / s
+        """:meth:`transform` of a depth (or disparity) map ``[B, 1, H, W]``."""
+        return self.transform("depth", depth, params)
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {"target": "disparity"} if self.disparity else {}
 
     def __call__(
         self,
@@ -162,16 +190,9 @@ class AffineMix:
             mask = inside & src_valid & (closer | ~dst_valid)
         mixed: dict[str, torch.Tensor] = {}
         for key, value in target.items():
-            if key not in source:
-                continue
-            if key == "depth":
-                moved = self.transform_depth(source[key], params)
-            elif not value.is_floating_point():
-                moved = warp(source[key], params)
-            else:
-                moved = warp(source[key], params, mode=self.image_mode if key == "image" else "nearest")
-            m = mask if value.dim() == 3 else mask[:, None]
-            mixed[key] = torch.where(m, moved, value)
+            if key in source:
+                rules = get_task(key) if key in TASKS else _PLAIN_MAP
+                mixed[key] = rules.mix(self.transform(key, source[key], params), value, mask)
         return mixed, mask
 
 

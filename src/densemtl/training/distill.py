@@ -31,7 +31,6 @@ asymmetric annotations on synthetic data; ``--seed`` picks them; the hidden ids 
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
@@ -47,7 +46,7 @@ from densemtl.data import io
 from densemtl.data.datasets.folder import DEPTH_PNG_SCALE, LABEL_DIRS, FolderDataset
 from densemtl.errors import ConfigError, DataError
 
-__all__ = ["add_arguments", "copy_dataset", "distill", "hide_labels", "run"]
+__all__ = ["DISTILL_TASKS", "copy_dataset", "distill", "hide_labels"]
 
 DISTILL_TASKS = ("semseg", "depth", "normals")
 
@@ -194,68 +193,3 @@ def distill(
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--teacher", help="teacher checkpoint (densemtl fit) predicting --task")
-    parser.add_argument(
-        "--dataset-root",
-        "--dataset",
-        dest="dataset_root",
-        required=True,
-        help="dataset in the folder format (docs/data.md)",
-    )
-    parser.add_argument("--task", required=True, choices=DISTILL_TASKS, help="task to pseudo-label")
-    parser.add_argument(
-        "--out",
-        required=True,
-        type=Path,
-        help="output dataset folder (a hard-linked copy of --dataset-root plus pseudo/<task>/); "
-        "--dataset-root itself writes pseudo/<task>/ in place",
-    )
-    parser.add_argument(
-        "--split", default="train", help="split to label (default train; 'all' = every image)"
-    )
-    parser.add_argument(
-        "--size", default=None, help="run the teacher at HEIGHTxWIDTH (default: each image's own size)"
-    )
-    parser.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.0,
-        help="semseg: pixels with teacher softmax confidence below this get the ignore index",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument(
-        "--hide",
-        type=float,
-        default=None,
-        metavar="FRACTION",
-        help="experiment helper: copy the dataset to --out with FRACTION of --split lacking --task",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --hide")
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    from densemtl.analysis.profile import parse_size
-
-    split = None if args.split == "all" else args.split
-    if args.hide is not None:
-        hidden = hide_labels(args.dataset_root, args.out, args.task, args.hide, split or "train", args.seed)
-        print(
-            f"wrote {args.out}: {len(hidden)} {split or 'train'} samples without {args.task} labels "
-            f"(listed in {Path(args.out) / f'hidden_{args.task}.txt'})"
-        )
-        return 0
-    if not args.teacher:
-        raise ConfigError("distill: --teacher is required (unless --hide)")
-    size = parse_size(args.size) if args.size else None
-    manifest = distill(
-        args.teacher, args.dataset_root, args.task, args.out, split, size, args.min_confidence, args.device
-    )
-    print(
-        f"wrote {len(manifest['labelled'])} {args.task} pseudo-labels to {Path(args.out) / 'pseudo' / args.task} "
-        f"({manifest['skipped_with_gt']} samples with ground truth left untouched)"
-    )
-    return 0

@@ -14,38 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from torch import nn
 
-from densemtl.data.sample import valid_mask
 from densemtl.errors import ConfigError
-from densemtl.losses import build_loss
+from densemtl.losses.compose import LossComposer, LossTerms, WeightedLossSum  # noqa: F401  (re-export)
 from densemtl.metrics import MultiTaskMetrics
 from densemtl.models import build_model
-from densemtl.tasks import TASK_SPECS, task_channels
-from densemtl.weighting import build_weighting
+from densemtl.tasks import get_task, task_channels, task_names
+from densemtl.weighting import build_weighting, select_shared_parameters
 
 PROGRESS_BAR_METRICS = ("miou", "delta1", "normal_mean")
-LossSpec = str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]]
-
-
-class WeightedLossSum(nn.Module):
-    """Several losses for one task, ``sum_i w_i L_i`` (e.g. log-L1 + 0.5 SILog for depth)."""
-
-    def __init__(self, spec: LossSpec) -> None:
-        super().__init__()
-        items = [spec] if isinstance(spec, str | Mapping) else list(spec)
-        self.parts = nn.ModuleList()
-        self.part_weights: list[float] = []
-        for item in items:
-            options = {"name": item} if isinstance(item, str) else dict(item)
-            weight = float(options.pop("weight", 1.0))
-            self.parts.append(build_loss(options.pop("name"), **options))
-            self.part_weights.append(weight)
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return sum(w * loss(pred, target, valid) for w, loss in zip(self.part_weights, self.parts))
 
 
 class DenseMTLModule(L.LightningModule):
@@ -103,28 +81,20 @@ class DenseMTLModule(L.LightningModule):
         self.tasks = list(tasks)
         self.channels = task_channels(self.tasks, num_classes)
         self.net = build_model(model, tasks=self.channels, **dict(model_options or {}))
-        loss_specs = dict(losses or {})
-        unknown = set(loss_specs) - set(self.tasks)
-        if unknown:
-            raise ConfigError(f"losses given for tasks not trained: {sorted(unknown)}")
-        self.losses = nn.ModuleDict(
-            {t: WeightedLossSum(loss_specs.get(t, TASK_SPECS[t].default_loss)) for t in self.tasks}
-        )
+        self.losses = LossComposer(self.tasks, losses, self.net.auxiliary_terms(), _default_losses())
         self.weighting = build_weighting(weighting, self.tasks, **dict(weighting_options or {}))
-        if hasattr(self.weighting, "attach"):  # gradient-based strategies (GradNorm, PCGrad) need the model
-            self.weighting.attach(self.net)
         self.val_metrics = MultiTaskMetrics(self.channels, metric_options)
         self.test_metrics = MultiTaskMetrics(self.channels, metric_options)
         self.class_colors = [list(c) for c in class_colors] if class_colors else None
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        # a plain list, not registered: the parameters stay the network's
+        self._shared_parameters = select_shared_parameters(self.weighting, self.net)
         self.test_results: dict[str, float] = {}
 
     def setup(self, stage: str) -> None:
         """Fit data-dependent loss parameters (class-frequency weights) once, before training."""
-        parts = [
-            p for loss in self.losses.values() for p in loss.parts if getattr(p, "needs_class_counts", False)
-        ]
+        parts = [p for p in self.losses.loss_parts() if getattr(p, "needs_class_counts", False)]
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and parts and datamodule is not None:
             counts = datamodule.class_pixel_counts(self.hparams.num_classes)
@@ -160,57 +130,63 @@ class DenseMTLModule(L.LightningModule):
         if not self.hparams.test_time_flip:
             return outputs
         mirrored = self(image.flip(-1))
-        averaged = {}
-        for task, out in outputs.items():
-            other = mirrored[task].flip(-1)
-            if task == "normals":
-                other = other * torch.tensor([-1.0, 1.0, 1.0], device=other.device).view(1, 3, 1, 1)
-                averaged[task] = torch.nn.functional.normalize(out + other, dim=1)
-            else:
-                averaged[task] = 0.5 * (out + other)
-        return averaged
+        return {task: get_task(task).merge_mirrored(out, mirrored[task]) for task, out in outputs.items()}
 
-    def compute_losses(
-        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]
-    ) -> dict[str, torch.Tensor]:
-        """Per-task losses plus the architecture's extra terms (deep supervision, consistency...).
+    def compute_losses(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> LossTerms:
+        """Every loss term: one per task, then the architecture's auxiliary terms (deep supervision,
+        cross-task consistency...). Pixels without a label (missing or ignored) are skipped."""
+        return self.losses(outputs, batch)
 
-        Pixels without a label (missing or ignored) are skipped.
-        """
-        losses = {t: self.losses[t](outputs[t], batch[t], valid_mask(t, batch[t])) for t in self.tasks}
-        losses.update(self.net.extra_losses(outputs, batch, self.losses))
-        return losses
+    def weighted_loss(self, terms: LossTerms) -> torch.Tensor:
+        """The training loss: ``terms`` combined by the weighting strategy."""
+        return self.weighting(terms, self._shared_parameters)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        outputs = self(batch["image"])
-        losses = self.compute_losses(outputs, batch)
-        total = self.weighting(losses)
+    def log_training_terms(self, total: torch.Tensor, terms: LossTerms, batch_size: int) -> None:
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"non-finite training loss at step {self.global_step}: "
-                + ", ".join(f"{t}={float(v):.4g}" for t, v in losses.items())
+                + ", ".join(f"{t}={float(v):.4g}" for t, v in terms.items())
             )
-        batch_size = batch["image"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
-        self.log_dict({f"train/loss_{t}": v.detach() for t, v in losses.items()}, batch_size=batch_size)
+        self.log_dict({f"train/loss_{t}": v for t, v in terms.detached().items()}, batch_size=batch_size)
         # the task weights this step used: how DWA / GradNorm / uncertainty move them is what a
         # weighting comparison needs to see
         self.log_dict(
             {f"train/weight_{t}": float(w) for t, w in self.weighting.weights().items()},
             batch_size=batch_size,
         )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        terms = self.compute_losses(self(batch["image"]), batch)
+        total = self.weighted_loss(terms)
+        self.log_training_terms(total, terms, batch["image"].shape[0])
         return total
+
+    def evaluation_terms(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> LossTerms:
+        """The terms of an evaluation batch: the task terms on the evaluated outputs (mirror-averaged
+        with ``test_time_flip``) and the architecture's training-time auxiliary terms, computed with
+        its auxiliary outputs switched on (one extra forward pass, only for architectures that
+        declare such terms)."""
+        terms = self.losses.task_terms(outputs, batch)
+        if not self.losses.auxiliary:
+            return terms
+        with self.net.auxiliary_outputs():
+            auxiliary = self.losses.auxiliary_terms(self(batch["image"]), batch)
+        return terms.with_terms(dict(auxiliary), {n: auxiliary.owner(n) for n in auxiliary})
 
     def _eval_step(
         self, batch: dict[str, Any], metrics: MultiTaskMetrics, stage: str
     ) -> dict[str, torch.Tensor]:
         outputs = self.predict_tasks(batch["image"])
-        losses = self.compute_losses(outputs, batch)
-        self.log(
-            f"{stage}/loss",
-            self.weighting(losses).detach(),
+        terms = self.evaluation_terms(outputs, batch)
+        batch_size = batch["image"].shape[0]
+        # The unweighted sum of every term: checkpoint selection must not depend on the weighting
+        # strategy being compared (a learned weighting would otherwise rescale what is monitored).
+        self.log(f"{stage}/loss", terms.total().detach(), sync_dist=True, batch_size=batch_size)
+        self.log_dict(
+            {f"{stage}/loss_{t}": v for t, v in terms.detached().items()},
             sync_dist=True,
-            batch_size=batch["image"].shape[0],
+            batch_size=batch_size,
         )
         metrics.update(outputs, batch)
         return outputs
@@ -250,13 +226,15 @@ class DenseMTLModule(L.LightningModule):
         experiment = getattr(logger, "experiment", None) if logger is not None else None
         if experiment is None or not hasattr(experiment, "add_image") or self.trainer.sanity_checking:
             return
-        from densemtl.data.datasets.folder import default_palette
         from densemtl.inference.viz import prediction_panel
+        from densemtl.tasks.semseg import default_palette
 
         palette = self.class_colors or default_palette(self.channels.get("semseg", 1))
         for i in range(min(self.hparams.log_images, batch["image"].shape[0])):
-            pred = prediction_numpy(outputs, i)
-            gt = {t: label_numpy(t, batch[t][i]) for t in self.tasks if bool(batch["has_gt"][t][i])}
+            pred = {t: get_task(t).to_numpy(out[i]) for t, out in outputs.items()}
+            gt = {
+                t: get_task(t).label_to_numpy(batch[t][i]) for t in self.tasks if bool(batch["has_gt"][t][i])
+            }
             panel = prediction_panel(batch["image"][i].float().cpu().numpy(), palette, pred, gt)
             experiment.add_image(f"val/panel_{i}", panel, self.global_step, dataformats="HWC")
 
@@ -306,24 +284,6 @@ def _lr_lambda(kind: str, total: int, warmup: int, milestones: Sequence[float], 
     return factor
 
 
-def prediction_numpy(outputs: Mapping[str, torch.Tensor], index: int) -> dict[str, np.ndarray]:
-    """One sample's outputs as numpy: semseg ids [H, W], depth [H, W], normals [H, W, 3]."""
-    result = {}
-    for task, out in outputs.items():
-        out = out[index].detach().float().cpu()
-        if task == "semseg":
-            result[task] = out.argmax(0).numpy()
-        elif task == "depth":
-            result[task] = out[0].numpy()
-        else:
-            result[task] = out.permute(1, 2, 0).numpy()
-    return result
-
-
-def label_numpy(task: str, label: torch.Tensor) -> np.ndarray:
-    label = label.detach().cpu()
-    if task == "depth":
-        return label[0].numpy()
-    if task == "normals":
-        return label.permute(1, 2, 0).numpy()
-    return label.numpy()
+def _default_losses() -> dict[str, Any]:
+    """Every registered task's default loss (auxiliary-only tasks of an architecture included)."""
+    return {name: get_task(name).default_loss for name in task_names()}

@@ -12,13 +12,14 @@ Valpola 2017) produces
   labelled image against its ground-truth depth, and optionally on unlabelled images against the
   teacher's depth).
 
-``L = weighting(supervised terms) + ramp * (w_u (L_mix_seg + w_ud L_mix_depth) + w_c L_coloraug)``.
+``L = weighting(supervised terms, ramp * w_u L_mix_seg, ramp * w_u w_ud L_mix_depth, ramp * w_c L_coloraug)``:
+the unsupervised terms are extra terms of their task (:class:`~densemtl.losses.compose.LossTerms`).
 
 :class:`SemiDataModule` splits the training set into ``labelled_fraction`` labelled images and the
 rest without labels. ``densemtl semi fit|validate|test`` trains / evaluates them through the
 LightningCLI (every supervised config works, plus ``--model.ema_decay``,
-``--data.labelled_fraction``, ...); ``python -m densemtl.training.semi`` runs the supervised-only vs
-semi-supervised comparison on the synthetic scenes and writes a table.
+``--data.labelled_fraction``, ...); ``python scripts/semi_label_fraction.py`` runs the supervised-only
+vs semi-supervised comparison on the synthetic scenes and writes a table.
 
 A semi-supervised checkpoint also loads into a plain :class:`DenseMTLModule` (``densemtl predict``,
 ``export``, ``distill``, ``Trainer.test`` from Python): it then holds the teacher's weights when
@@ -30,11 +31,8 @@ supervised model: use ``densemtl semi test``.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -42,11 +40,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from densemtl.data.datamodule import DenseDataModule
-from densemtl.data.sample import IGNORE_INDEX, collate, valid_mask
+from densemtl.data.sample import IGNORE_INDEX, TASKS, collate, valid_mask
 from densemtl.training.augment import AffineMix, ColorAug
 from densemtl.training.module import DenseMTLModule
-
-LABEL_KEYS = ("semseg", "depth", "normals")
 
 
 @torch.no_grad()
@@ -179,20 +175,19 @@ class SemiSupervisedModule(DenseMTLModule):
             labelled, unlabelled = batch["labelled"], batch.get("unlabelled")
         else:
             labelled, unlabelled = batch, None
-        outputs = super().forward(labelled["image"])
-        losses = self.compute_losses(outputs, labelled)
-        supervised = self.weighting(losses)
-        extra = self.unsupervised_losses(labelled, unlabelled)
+        terms = self.compute_losses(super().forward(labelled["image"]), labelled)
+        # The unsupervised terms join the weighting as extra terms of their task, each scaled by
+        # its ramped weight, so a gradient method (PCGrad, GradNorm...) sees them too.
         ramp = self._ramp()
-        total = supervised
-        for key, value in extra.items():
-            weight = self.hparams.coloraug_weight if key == "depth:coloraug" else self.hparams.unsup_weight
-            total = total + ramp * weight * value
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"non-finite training loss at step {self.global_step}")
-        n = labelled["image"].shape[0]
-        self.log("train/loss", total, prog_bar=True, batch_size=n)
-        self.log_dict({f"train/loss_{t}": v.detach() for t, v in {**losses, **extra}.items()}, batch_size=n)
+        extra = {
+            key: ramp
+            * (self.hparams.coloraug_weight if key == "depth:coloraug" else self.hparams.unsup_weight)
+            * value
+            for key, value in self.unsupervised_losses(labelled, unlabelled).items()
+        }
+        terms = terms.with_terms(extra, {key: key.partition(":")[0] for key in extra})
+        total = self.weighted_loss(terms)
+        self.log_training_terms(total, terms, labelled["image"].shape[0])
         return total
 
     def on_train_start(self) -> None:
@@ -218,7 +213,7 @@ class _Unlabelled(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.base[index]
-        return {k: v for k, v in sample.items() if k not in LABEL_KEYS}
+        return {k: v for k, v in sample.items() if k not in TASKS}
 
 
 def split_labelled(n: int, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -286,123 +281,3 @@ class SemiDataModule(DenseDataModule):
             "labelled": loader,
             "unlabelled": self._make(unlabelled, self.unlabelled_batch_size or self.hparams.batch_size),
         }
-
-
-# ---------------------------------------------------------------- the 10 %-labels experiment
-def run_label_fraction_experiment(
-    out_dir: str | Path = "runs/semi",
-    fraction: float = 0.1,
-    max_steps: int = 1500,
-    image_size: Sequence[int] = (96, 128),
-    model: str = "ccam",
-    model_options: Mapping[str, Any] | None = None,
-    batch_size: int = 8,
-    num_images: int = 1200,
-    seed: int = 0,
-    semi_options: Mapping[str, Any] | None = None,
-    accelerator: str = "auto",
-) -> dict[str, dict[str, float]]:
-    """Train supervised-only and semi-supervised models on the same labelled subset of the
-    synthetic scenes and test both; writes ``results.json`` and ``results.md`` in ``out_dir``."""
-    import lightning as L
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    options = dict(model_options or {"backbone": "resnet18", "decoder_channels": 64})
-    results: dict[str, dict[str, float]] = {}
-    for name, semi in (("supervised", False), ("semi", True)):
-        L.seed_everything(seed, workers=True)
-        data = SemiDataModule(
-            dataset="synthetic",
-            image_size=image_size,
-            batch_size=batch_size,
-            cache_in_memory=True,
-            tasks=["semseg", "depth"],
-            synthetic={"num_images": num_images},
-            labelled_fraction=fraction,
-            split_seed=seed,
-            semi=semi,
-            scales=(1.0, 1.25),
-            color_jitter=0.1,
-        )
-        data.prepare_data()
-        common = dict(
-            model=model,
-            tasks=["semseg", "depth"],
-            num_classes=data.num_classes,
-            model_options=options,
-            losses={"semseg": "cross_entropy", "depth": "log_l1"},
-            lr=2e-3,
-            scheduler="cosine",
-            log_images=0,
-        )
-        module = (
-            SemiSupervisedModule(**common, **dict(semi_options or {})) if semi else DenseMTLModule(**common)
-        )
-        trainer = L.Trainer(
-            max_steps=max_steps,
-            accelerator=accelerator,
-            devices=1,
-            default_root_dir=str(out / name),
-            limit_val_batches=0,
-            enable_checkpointing=False,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            precision="32-true",
-        )
-        trainer.fit(module, datamodule=data)
-        trainer.test(module, datamodule=data, verbose=False)
-        results[name] = dict(module.test_results)
-    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
-    keys = [
-        k for k in ("miou", "pixel_acc", "abs_rel", "rmse", "delta1") if any(k in r for r in results.values())
-    ] or sorted(next(iter(results.values())))
-    lines = [
-        f"| setting ({fraction:.0%} labels) | " + " | ".join(keys) + " |",
-        "|---" * (len(keys) + 1) + "|",
-    ]
-    for name, r in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{r.get(k, float('nan')):.4f}" for k in keys) + " |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    return results
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="supervised-only vs mean-teacher semi-supervised, synthetic scenes"
-    )
-    parser.add_argument("--out", default="runs/semi")
-    parser.add_argument("--fraction", type=float, default=0.1)
-    parser.add_argument("--max-steps", type=int, default=1500)
-    parser.add_argument("--model", default="ccam")
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--decoder-channels", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-images", type=int, default=1200)
-    parser.add_argument("--image-size", type=int, nargs=2, default=(96, 128))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--semi-options", type=json.loads, default=None, help="JSON, e.g. '{\"confidence\": 0.8}'"
-    )
-    parser.add_argument("--accelerator", default="auto")
-    args = parser.parse_args(argv)
-    results = run_label_fraction_experiment(
-        args.out,
-        args.fraction,
-        args.max_steps,
-        args.image_size,
-        args.model,
-        {"backbone": args.backbone, "decoder_channels": args.decoder_channels},
-        args.batch_size,
-        args.num_images,
-        args.seed,
-        args.semi_options,
-        args.accelerator,
-    )
-    print((Path(args.out) / "results.md").read_text())
-    del results
-
-
-if __name__ == "__main__":
-    main()

@@ -10,19 +10,22 @@ every rank sees its own losses, which differ only by sampling noise).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from densemtl.losses.compose import LossTerms
 from densemtl.weighting import WEIGHTINGS
+from densemtl.weighting.base import Weighting
 
 
 @WEIGHTINGS.register("dwa")
-class DynamicWeightAverage(nn.Module):
+class DynamicWeightAverage(Weighting):
+    """Dynamic Weight Average (Liu, Johns & Davison, CVPR 2019, Eq. 7)."""
+
     def __init__(self, tasks: Sequence[str], temperature: float = 2.0, period: int | None = 100) -> None:
-        super().__init__()
-        self.tasks = list(tasks)
+        super().__init__(tasks)
         self.temperature = float(temperature)
         self.period = period
         k = len(self.tasks)
@@ -45,16 +48,13 @@ class DynamicWeightAverage(nn.Module):
             ratio = self.history[1] / self.history[0].clamp_min(1e-12)
             self.current = len(self.tasks) * torch.softmax(ratio / self.temperature, dim=0)
 
-    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, terms: LossTerms, shared_parameters: Sequence[nn.Parameter] = ()) -> torch.Tensor:
         if self.training and torch.is_grad_enabled():
             with torch.no_grad():
-                self.running += torch.stack([losses[t].detach().float() for t in self.tasks]).to(self.running)
+                self.running += torch.stack([terms[t].detach().float() for t in self.tasks]).to(self.running)
                 self.count += 1
         w = self.current.clone()
-        total = sum(w[i] * losses[t] for i, t in enumerate(self.tasks))
-        for key, value in losses.items():
-            if key not in self.tasks:
-                total = total + value
+        total = self.add_extra_terms(sum(w[i] * terms[t] for i, t in enumerate(self.tasks)), terms)
         if self.training and torch.is_grad_enabled() and self.period and int(self.count) >= self.period:
             self.end_period()
         return total

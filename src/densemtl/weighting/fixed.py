@@ -11,13 +11,17 @@ import torch
 from torch import nn
 
 from densemtl.errors import ConfigError
+from densemtl.losses.compose import LossTerms
 from densemtl.weighting import WEIGHTINGS
+from densemtl.weighting.base import Weighting
 
 
 @WEIGHTINGS.register("fixed")
-class FixedWeighting(nn.Module):
+class FixedWeighting(Weighting):
+    """Fixed task weights, ``L = sum_t w_t L_t`` (equal weighting by default)."""
+
     def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None) -> None:
-        super().__init__()
+        super().__init__(tasks)
         weights = dict(weights or {})
         unknown = {k for k in weights if k.partition(":")[0] not in tasks}
         if unknown:
@@ -26,8 +30,8 @@ class FixedWeighting(nn.Module):
             )
         self.task_weights = {t: 1.0 for t in tasks} | {k: float(v) for k, v in weights.items()}
 
-    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self.task_weights.get(t, 1.0) * loss for t, loss in losses.items())
+    def forward(self, terms: LossTerms, shared_parameters: Sequence[nn.Parameter] = ()) -> torch.Tensor:
+        return sum(self.task_weights.get(t, 1.0) * loss for t, loss in terms.items())
 
     def weights(self) -> dict[str, float]:
         return dict(self.task_weights)

@@ -8,7 +8,7 @@ Learned task weights ``w_i`` (init 1, renormalised to sum to K): the training lo
 Implemented with automatic optimisation: ``forward`` computes ``grad_w L_grad`` with
 ``torch.autograd.grad`` and returns ``sum_i sg(w_i) L_i + sum_i w_i sg(grad_{w_i} L_grad)``, so the
 optimiser step gives the network the weighted-loss gradient and the weights the GradNorm gradient.
-Needs :meth:`attach` (the model). Non-task terms are added unweighted.
+Needs the last shared layer (``shared_parameters = "last"``). Non-task terms are added unweighted.
 alpha: 1.5 (NYU in the paper); XTasC-Net uses 0.16.
 
 Under DDP (``sync=True``, the default) the per-task gradients on ``W`` and the losses are averaged
@@ -21,52 +21,52 @@ the result then depends on the number of processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from densemtl.losses.compose import LossTerms
 from densemtl.weighting import WEIGHTINGS
-from densemtl.weighting._shared import average_over_processes_, last_shared_layer
+from densemtl.weighting._shared import average_over_processes_
+from densemtl.weighting.base import Weighting
 
 
 @WEIGHTINGS.register("gradnorm")
-class GradNorm(nn.Module):
+class GradNorm(Weighting):
+    """GradNorm (Chen et al., ICML 2018, Eq. 6): learned weights that balance gradient norms."""
+
+    shared_parameters = "last"
+
     def __init__(self, tasks: Sequence[str], alpha: float = 1.5, sync: bool = True) -> None:
-        super().__init__()
-        self.tasks = list(tasks)
+        super().__init__(tasks)
         self.alpha = float(alpha)
         self.sync = sync
         self.task_weights = nn.Parameter(torch.ones(len(self.tasks)))
         self.register_buffer("initial", torch.zeros(len(self.tasks)))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
-        self._layer: list[nn.Parameter] | None = None
 
-    def attach(self, model: nn.Module) -> None:
-        self._layer = last_shared_layer(model)
-
-    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, terms: LossTerms, shared_parameters: Sequence[nn.Parameter] = ()) -> torch.Tensor:
         k = len(self.tasks)
         with torch.no_grad():  # renormalise after the previous optimiser step
             self.task_weights.clamp_(min=1e-3)
             self.task_weights.mul_(k / self.task_weights.sum())
-        task_losses = torch.stack([losses[t] for t in self.tasks])
+        task_losses = torch.stack([terms[t] for t in self.tasks])
         w = self.task_weights
         total = (w.detach() * task_losses).sum()
-        extra = [v for key, v in losses.items() if key not in self.tasks]
+        extra = list(terms.extra().values())
         if extra:
             total = total + sum(extra)
-        if not (self.training and torch.is_grad_enabled() and task_losses.requires_grad):
+        if not self.active(task_losses):
             return total
-        if self._layer is None:
-            raise RuntimeError("gradnorm needs the model: call weighting.attach(model) first")
+        if not shared_parameters:
+            raise ValueError("gradnorm needs the last shared layer: pass shared_parameters")
+        layer = list(shared_parameters)
         grads = []
         for i in range(k):
-            g = torch.autograd.grad(task_losses[i], self._layer, retain_graph=True, allow_unused=True)
+            g = torch.autograd.grad(task_losses[i], layer, retain_graph=True, allow_unused=True)
             grads.append(
-                torch.cat(
-                    [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, self._layer)]
-                )
+                torch.cat([(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, layer)])
             )
         # one all-reduce for the [K, |W|] gradients and the K losses
         stats = torch.cat([torch.stack(grads).float().flatten(), task_losses.detach().float()])

@@ -6,7 +6,7 @@ gradient is the sum of the projected ones. Task-specific parameters get the plai
 
 Works with automatic optimisation: ``forward`` computes the per-task shared gradients with
 ``torch.autograd.grad`` and returns ``sum_i L_i + sum_p <sg(g_pc - g_sum)_p, p>``, whose gradient
-on the shared parameters is exactly ``g_pc``. Needs :meth:`attach`. Non-task terms (an
+on the shared parameters is exactly ``g_pc``. Non-task terms (an
 architecture's extra losses) are treated as part of their task (``"depth:transfer"`` belongs to
 ``depth``). Costs one extra backward per task.
 
@@ -21,26 +21,27 @@ depends on the number of processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from densemtl.losses.compose import LossTerms
 from densemtl.weighting import WEIGHTINGS
-from densemtl.weighting._shared import average_over_processes_, shared_parameters
+from densemtl.weighting._shared import average_over_processes_
+from densemtl.weighting.base import Weighting
 
 
 @WEIGHTINGS.register("pcgrad")
-class PCGrad(nn.Module):
-    def __init__(self, tasks: Sequence[str], seed: int = 0, sync: bool = True) -> None:
-        super().__init__()
-        self.tasks = list(tasks)
-        self.sync = sync
-        self._shared: list[nn.Parameter] | None = None
-        self._gen = torch.Generator().manual_seed(seed)
+class PCGrad(Weighting):
+    """PCGrad gradient surgery (Yu et al., NeurIPS 2020): project away conflicting task gradients."""
 
-    def attach(self, model: nn.Module) -> None:
-        self._shared = shared_parameters(model)
+    shared_parameters = "all"
+
+    def __init__(self, tasks: Sequence[str], seed: int = 0, sync: bool = True) -> None:
+        super().__init__(tasks)
+        self.sync = sync
+        self._gen = torch.Generator().manual_seed(seed)
 
     @staticmethod
     def project(grads: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -57,24 +58,20 @@ class PCGrad(nn.Module):
                     out[i] = out[i] - dot / grads[j].square().sum().clamp_min(1e-20) * grads[j]
         return out.sum(0)
 
-    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        per_task = {t: losses[t] for t in self.tasks}
-        for key, value in losses.items():
-            if key not in self.tasks:
-                owner = key.partition(":")[0]
-                owner = owner if owner in per_task else self.tasks[0]
-                per_task[owner] = per_task[owner] + value
+    def forward(self, terms: LossTerms, shared_parameters: Sequence[nn.Parameter] = ()) -> torch.Tensor:
+        per_task = terms.per_task(self.tasks)
         total = sum(per_task.values())
-        if not (self.training and torch.is_grad_enabled() and total.requires_grad):
+        if not self.active(total):
             return total
-        if self._shared is None:
-            raise RuntimeError("pcgrad needs the model: call weighting.attach(model) first")
+        if not shared_parameters:
+            raise ValueError("pcgrad needs the shared parameters: pass shared_parameters")
+        shared = list(shared_parameters)
         flat = []
         for t in self.tasks:
-            g = torch.autograd.grad(per_task[t], self._shared, retain_graph=True, allow_unused=True)
+            g = torch.autograd.grad(per_task[t], shared, retain_graph=True, allow_unused=True)
             flat.append(
                 torch.cat(
-                    [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, self._shared)]
+                    [(x if x is not None else torch.zeros_like(p)).flatten() for x, p in zip(g, shared)]
                 )
             )
         grads = torch.stack(flat)
@@ -83,7 +80,7 @@ class PCGrad(nn.Module):
             average_over_processes_(grads)
         correction = self.project(grads, self._gen) - grads.sum(0)
         surrogate, offset = total.new_zeros(()), 0
-        for p in self._shared:
+        for p in shared:
             n = p.numel()
             surrogate = surrogate + (correction[offset : offset + n].view_as(p) * p).sum()
             offset += n

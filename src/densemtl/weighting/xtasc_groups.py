@@ -19,14 +19,18 @@ import torch
 from torch import nn
 
 from densemtl.errors import ConfigError
+from densemtl.losses.compose import LossTerms
 from densemtl.weighting import WEIGHTINGS
+from densemtl.weighting.base import Weighting
 
 _FORMS = {"kendall": (0.5, 0.5), "xtasc": (0.5, 1.0), "simple": (1.0, 1.0)}
 GROUP_TERMS = {"label": ("semseg", "depth:transfer"), "image": ("depth", "semseg:transfer")}
 
 
 @WEIGHTINGS.register("xtasc_groups")
-class XTasCGroupWeighting(nn.Module):
+class XTasCGroupWeighting(Weighting):
+    """XTasC-Net's grouped uncertainty weighting of L_label and L_image (Nakano et al. 2021)."""
+
     def __init__(
         self,
         tasks: Sequence[str],
@@ -36,7 +40,7 @@ class XTasCGroupWeighting(nn.Module):
         form: str = "xtasc",
         init_log_var: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(tasks)
         if set(tasks) != {"semseg", "depth"}:
             raise ConfigError(f"xtasc_groups weighting needs tasks semseg and depth, got {list(tasks)}")
         if form not in _FORMS:
@@ -57,8 +61,9 @@ class XTasCGroupWeighting(nn.Module):
             out[name] = value
         return out
 
-    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        groups = self.groups(losses)
+    def forward(self, terms: LossTerms, shared_parameters: Sequence[nn.Parameter] = ()) -> torch.Tensor:
+        groups = self.groups(terms)
+        losses = terms
         total = self.log_vars.sum() * 0.0
         for i, name in enumerate(("label", "image")):
             if self.uncertainty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,11 @@ from PIL import Image
 
 from densemtl.data.datasets import build_dataset
 from densemtl.data.datasets.cityscapes import CITYSCAPES_CATEGORY_NAMES, disparity_to_depth
+from densemtl.data.sample import collate
+from densemtl.data.transforms import Resize
 from densemtl.errors import DataError
+from densemtl.metrics import MultiTaskMetrics
+from fixtures.real_formats import write_example
 
 PSEUDO = Path("cityscapes/open-mmlab+mmsegmentation/tests/data/pseudo_cityscapes_dataset")
 CAMERA = {
@@ -147,3 +152,44 @@ def test_bad_inputs_name_the_file(cityscapes_root: Path) -> None:
     with pytest.raises(DataError, match="invalid JSON") as err:
         build_dataset("cityscapes", root=cityscapes_root, split="train", strict=False, tasks=["depth"])[0]
     assert str(err.value).startswith(str(camera))
+
+
+def test_disparity_task_key_meta_and_depth_through_the_camera(tmp_path: Path) -> None:
+    kwargs = write_example("cityscapes", tmp_path, num_samples=2, size=(16, 32))
+    png = np.asarray(
+        Image.open(tmp_path / "disparity" / "train" / "aachen" / "aachen_000000_000019_disparity.png")
+    )
+    ds = build_dataset("cityscapes", **kwargs, tasks=["semseg", "disparity", "depth"])
+    sample = ds[0]
+    expected = np.where(png > 0, (png.astype(np.float64) - 1) / 256, 0.0)  # Cityscapes README encoding
+    assert torch.allclose(sample["disparity"][0].double(), torch.from_numpy(expected))
+    assert sample["meta"]["baseline"] == pytest.approx(0.209313) and "target" not in sample["meta"]
+    valid = sample["disparity"] > 0
+    assert valid.any() and torch.equal(valid, sample["depth"] > 0)
+    fx = float(sample["meta"]["intrinsics"][0])
+    assert torch.allclose(0.209313 * fx / sample["disparity"][valid], sample["depth"][valid], rtol=1e-5)
+    # a perfect disparity prediction gives zero error in pixels and in metres
+    batch = collate([sample, ds[1]], tasks=("disparity",))
+    metrics = MultiTaskMetrics({"disparity": 1})
+    metrics.update({"disparity": batch["disparity"]}, batch)
+    out = metrics.compute()
+    assert out["disp_abs_err"] == 0.0 and out["cam_abs_err"] == pytest.approx(0.0, abs=1e-9)
+    assert out["cam_delta1"] == 1.0
+    # by default the disparity PNGs give depth only, as before; no camera is needed for disparity
+    assert build_dataset("cityscapes", **kwargs).tasks == ("semseg", "depth")
+    shutil.rmtree(tmp_path / "camera")
+    no_camera = build_dataset("cityscapes", **kwargs, tasks=["disparity"])[0]
+    assert set(no_camera) == {"image", "meta", "disparity"} and "baseline" not in no_camera["meta"]
+
+
+def test_disparity_task_resized_in_pixels(tmp_path: Path) -> None:
+    kwargs = write_example("cityscapes", tmp_path, num_samples=1, size=(16, 32))
+    full = build_dataset("cityscapes", **kwargs, tasks=["disparity", "depth"])[0]
+    half = build_dataset("cityscapes", **kwargs, tasks=["disparity", "depth"], transform=Resize((8, 16)))[0]
+    assert torch.allclose(half["disparity"], full["disparity"][:, 1::2, 1::2] / 2)  # nearest, then x 16/32
+    assert torch.equal(half["depth"], full["depth"][:, 1::2, 1::2])  # metres do not scale
+    valid = half["disparity"] > 0
+    fx = float(half["meta"]["intrinsics"][0])
+    assert torch.allclose(
+        half["meta"]["baseline"] * fx / half["disparity"][valid], half["depth"][valid], rtol=1e-5
+    )

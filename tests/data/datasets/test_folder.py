@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from densemtl.data import IGNORE_INDEX, collate
-from densemtl.data.datasets.folder import FolderDataset, write_metadata, write_sample
+from densemtl.data.datasets.folder import (
+    LABEL_DIRS,
+    FolderDataset,
+    write_labels,
+    write_metadata,
+    write_sample,
+)
 from densemtl.errors import DataError
+from densemtl.tasks import get_task
 
 
 def _random_sample(rng: np.random.Generator, h: int = 10, w: int = 14) -> dict[str, np.ndarray]:
@@ -145,3 +152,27 @@ def test_classes_json_layout(tmp_path: Path) -> None:
     assert classes["names"] == ["x", "y"] and classes["ignore_index"] == 255
     assert len(classes["colors"]) == 2 and classes["colors"][0] != classes["colors"][1]
     assert (tmp_path / "splits" / "test.txt").read_text() == "1\n"
+
+
+def test_every_task_reads_back_what_write_labels_wrote(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    arrays = _random_sample(rng)
+    labels = {"semseg": arrays["semantic"], "depth": arrays["depth"], "normals": arrays["normals"]}
+    write_labels(tmp_path, "s0", labels)
+    for name, array in labels.items():
+        task = get_task(name)
+        assert LABEL_DIRS[name] == task.folder
+        back = task.read(tmp_path / task.folder / f"s0{task.suffixes[0]}")
+        np.testing.assert_allclose(back, array, atol=0.012)
+
+
+def test_dataset_ignore_index_becomes_the_contract_ignore_index(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    arrays = _random_sample(rng)
+    arrays["semantic"][0, :3] = 9
+    arrays["semantic"][arrays["semantic"] == 255] = 9
+    _write(tmp_path, {"s0": arrays})
+    classes = json.loads((tmp_path / "classes.json").read_text())
+    (tmp_path / "classes.json").write_text(json.dumps({**classes, "ignore_index": 9}))
+    semseg = FolderDataset(tmp_path, "train")[0]["semseg"]
+    assert (semseg[0, :3] == IGNORE_INDEX).all() and semseg.dtype == torch.int64

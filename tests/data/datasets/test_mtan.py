@@ -10,6 +10,7 @@ import torch
 
 from densemtl.data.datasets import build_dataset
 from densemtl.errors import DataError
+from fixtures.real_formats import write_example
 
 H, W = 4, 6
 
@@ -67,3 +68,17 @@ def test_mtan_nyuv2_and_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cannot read \.npy") as err:
         ds[1]
     assert str(tmp_path / "val" / "image" / "1.npy") in str(err.value)
+
+
+def test_mtan_cityscapes_disparity_task(tmp_path: Path) -> None:
+    kwargs = write_example("cityscapes_mtan", tmp_path, num_samples=2, size=(8, 16))
+    stored = np.load(tmp_path / "train" / "depth" / "1.npy")[..., 0]
+    ds = build_dataset("cityscapes_mtan", **kwargs, tasks=["semseg", "disparity"])
+    sample = ds[1]
+    assert ds.tasks == ("semseg", "disparity") and "depth" not in sample
+    assert torch.equal(sample["disparity"][0], torch.from_numpy(stored))  # stored units, no flag
+    assert "target" not in sample["meta"] and "baseline" not in sample["meta"]
+    legacy = build_dataset("cityscapes_mtan", **kwargs)[1]  # default: depth key + inverse_depth flag
+    assert legacy["meta"]["target"] == "inverse_depth" and torch.equal(legacy["depth"], sample["disparity"])
+    with pytest.raises(DataError, match="'disparity' is not available"):
+        build_dataset("nyuv2_mtan", root=tmp_path, split="train", tasks=["disparity"])

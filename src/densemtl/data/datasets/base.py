@@ -193,7 +193,8 @@ class RealDataset(Dataset):
     #: the splits this dataset knows and their standard sizes (the validator warns on a mismatch)
     split_sizes: ClassVar[dict[str, int]] = {}
     #: which quantity the ``depth`` label holds: ``"depth"`` (metres), ``"disparity"`` (pixels) or
-    #: ``"inverse_depth"`` (mtan Cityscapes); put in ``meta["target"]`` when not ``"depth"``
+    #: ``"inverse_depth"`` (mtan Cityscapes); put in ``meta["target"]`` when not ``"depth"``, where
+    #: zoom augmentation reads it (the ``disparity`` task carries its meaning itself and needs no flag)
     depth_target: str = "depth"
 
     def __init__(
@@ -389,7 +390,7 @@ class RealDataset(Dataset):
                     path, f"label ids {_few(np.unique(labels[bad]))} outside the {self.num_classes} classes"
                 )
             return torch.from_numpy(np.require(labels, requirements=["C", "W"]))
-        if task == "depth":
+        if task in ("depth", "disparity"):  # one float channel, finite and >= 0 (0 = invalid)
             depth = array.astype(np.float32, copy=False)
             io.check_depth(depth, path)
             return torch.from_numpy(np.require(depth, requirements=["C", "W"]))[None]

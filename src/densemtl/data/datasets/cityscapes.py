@@ -17,10 +17,18 @@ evaluation.
 
 Depth: the disparity PNG ``p`` gives ``disp = (p - 1) / 256`` pixels for ``p > 0`` (0 =
 invalid), and metric depth ``baseline * fx / disp`` metres with the ``camera/*.json`` baseline
-and fx (``p == 1``, zero disparity, is invalid too). With ``depth_target="disparity"`` the
-``depth`` key holds ``disp`` itself (pixels at the original 2048x1024 resolution, 0 = invalid;
-XTasC-Net's target) and ``meta["target"] == "disparity"``: losses/metrics must then not treat it
-as metres, and zoom augmentation must multiply, not divide, it.
+and fx (``p == 1``, zero disparity, is invalid too).
+
+Disparity: asking for the ``disparity`` task (``tasks=[..., "disparity"]``) returns ``disp``
+under the ``disparity`` key (:mod:`densemtl.tasks.disparity`: pixels, scaled with the image on
+resize), with ``meta["baseline"]`` (metres) beside ``meta["intrinsics"]`` when the camera file
+is there, so :class:`~densemtl.metrics.disparity.DisparityMetrics` also scores depth through the
+camera. By default (``tasks=None``) the disparity PNGs give ``depth`` only, as before.
+
+Legacy: with ``depth_target="disparity"`` the ``depth`` key holds ``disp`` itself (pixels at
+the original 2048x1024 resolution whatever the resize; the target of the XTasC-Net config) and
+``meta["target"] == "disparity"``, which zoom augmentation reads to multiply, not divide, it.
+Prefer the ``disparity`` task.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from densemtl.data.datasets import DATASETS
 from densemtl.data.datasets.base import RealDataset, Transform, build_lut, map_ids
 from densemtl.data.sample import IGNORE_INDEX
 from densemtl.errors import DataError
+from densemtl.tasks.disparity import disparity_from_png
 
 CITYSCAPES_CATEGORY_NAMES: tuple[str, ...] = (
     "flat",
@@ -100,12 +109,6 @@ def disparity_to_depth(png: np.ndarray, baseline: float, fx: float) -> np.ndarra
     return depth
 
 
-def disparity_pixels(png: np.ndarray) -> np.ndarray:
-    """Cityscapes disparity PNG values -> disparity in pixels ``(p - 1) / 256`` (0 = invalid)."""
-    png = np.asarray(png, dtype=np.float32)
-    return np.where(png > 0, (png - 1.0) / 256.0, 0.0).astype(np.float32)
-
-
 def read_camera(path: str | Path) -> dict[str, float]:
     """``camera/*.json`` -> {"baseline", "fx", "fy", "cx", "cy"}."""
     path = Path(path)
@@ -135,8 +138,9 @@ class Cityscapes(RealDataset):
 
     Args:
         num_classes: 19 (trainIds, default) or 7 (categories).
-        depth_target: ``"depth"`` (metres from disparity + camera) or ``"disparity"`` (pixels,
-            returned as ``depth`` with ``meta["target"] = "disparity"``).
+        depth_target: ``"depth"`` (metres from disparity + camera) or the legacy ``"disparity"``
+            (pixels, returned as ``depth`` with ``meta["target"] = "disparity"``; prefer the
+            ``disparity`` task).
         max_depth: depth beyond this many metres is marked invalid (None keeps everything; far
             pixels with 1-2 px of disparity are hundreds of metres away and very noisy).
     """
@@ -172,9 +176,12 @@ class Cityscapes(RealDataset):
         folders = {
             "semseg": (self.root / "gtFine" / split, "_gtFine_labelIds.png"),
             "depth": (self.root / "disparity" / split, "_disparity.png"),
+            "disparity": (self.root / "disparity" / split, "_disparity.png"),
             "camera": (self.root / "camera" / split, "_camera.json"),
         }
-        available = [t for t in ("semseg", "depth") if folders[t][0].is_dir()]
+        # the disparity task only on request: by default the disparity PNGs give depth, as before
+        offered = ("semseg", "depth") if tasks is None else ("semseg", "depth", "disparity")
+        available = [t for t in offered if folders[t][0].is_dir()]
         self._setup_tasks(tasks, available)
         need = [*self.tasks]
         if "depth" in self.tasks and depth_target == "depth":
@@ -214,16 +221,18 @@ class Cityscapes(RealDataset):
             {
                 "semseg": lambda path: read_label_ids(path, self._lut),
                 "depth": lambda path: self._read_disparity(path, camera),
+                "disparity": lambda path: disparity_from_png(io.read_depth_png(path, scale=1.0)),
             },
         )
         if camera is not None:
             raw["intrinsics"] = (camera["fx"], camera["fy"], camera["cx"], camera["cy"])
+            raw["meta"] = {"baseline": camera["baseline"]}
         return raw
 
     def _read_disparity(self, path: Path, camera: dict[str, float] | None) -> np.ndarray:
         png = io.read_depth_png(path, scale=1.0)
         if self.depth_target == "disparity":
-            return disparity_pixels(png)
+            return disparity_from_png(png)
         assert camera is not None  # indexing required the camera file
         depth = disparity_to_depth(png, camera["baseline"], camera["fx"])
         if self.max_depth is not None:

@@ -30,10 +30,14 @@ from densemtl.data import io
 from densemtl.data.datasets import DATASETS
 from densemtl.data.sample import IGNORE_INDEX, TASKS
 from densemtl.errors import DataError
+from densemtl.tasks import get_task
+from densemtl.tasks.depth import PNG_SCALE as DEPTH_PNG_SCALE
+from densemtl.tasks.semseg import default_palette
 
-LABEL_DIRS = {"semseg": "semantic", "depth": "depth", "normals": "normals"}
-LABEL_SUFFIXES = {"semseg": (".png",), "depth": (".png", ".npy"), "normals": (".png", ".npy")}
-DEPTH_PNG_SCALE = 1000.0  # uint16 millimetres
+#: task -> label sub-folder / accepted suffixes (:attr:`Task.folder`, :attr:`Task.suffixes`).
+LABEL_DIRS = {name: get_task(name).folder for name in TASKS}
+LABEL_SUFFIXES = {name: get_task(name).suffixes for name in TASKS}
+__all__ = ["DEPTH_PNG_SCALE", "LABEL_DIRS", "LABEL_SUFFIXES", "FolderDataset", "default_palette"]
 
 
 def write_sample(
@@ -48,12 +52,15 @@ def write_sample(
     """Write one sample (numpy arrays: uint8 [H,W,3], metres [H,W], ids [H,W], unit [H,W,3])."""
     root = Path(root)
     io.write_image(root / "rgb" / f"{sample_id}.{image_ext}", rgb)
-    if depth is not None:
-        io.write_depth_png(root / "depth" / f"{sample_id}.png", depth, DEPTH_PNG_SCALE)
-    if semantic is not None:
-        io.write_label_png(root / "semantic" / f"{sample_id}.png", semantic)
-    if normals is not None:
-        io.write_normals_png(root / "normals" / f"{sample_id}.png", normals)
+    write_labels(root, sample_id, {"semseg": semantic, "depth": depth, "normals": normals})
+
+
+def write_labels(root: str | Path, sample_id: str, labels: Mapping[str, np.ndarray | None]) -> None:
+    """Write ``{task: numpy-layout label}`` as ``root/<task folder>/<id><suffix>`` (None: skipped)."""
+    for name, array in labels.items():
+        if array is not None:
+            task = get_task(name)
+            task.write(Path(root) / task.folder / f"{sample_id}{task.suffixes[0]}", array)
 
 
 def write_metadata(
@@ -81,21 +88,6 @@ def write_metadata(
     for split, ids in (splits or {}).items():
         (root / "splits").mkdir(exist_ok=True)
         (root / "splits" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
-
-
-def default_palette(num_classes: int) -> list[list[int]]:
-    """A deterministic, well-separated palette (PASCAL VOC bit-interleaving scheme)."""
-    palette = []
-    for index in range(num_classes):
-        r = g = b = 0
-        c = index + 1
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette.append([r, g, b])
-    return palette
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -149,7 +141,7 @@ class FolderDataset(Dataset):
             tasks = [t for t in TASKS if (self.root / LABEL_DIRS[t]).is_dir()]
         self.tasks = tuple(tasks)
         for task in self.tasks:
-            if task not in LABEL_DIRS:
+            if task not in TASKS:
                 raise DataError(self.root, f"unknown task {task!r}; known: {', '.join(TASKS)}")
         self.transform = transform
         self.use_pseudo = use_pseudo
@@ -196,20 +188,9 @@ class FolderDataset(Dataset):
         return None
 
     def _read_label(self, task: str, path: Path) -> torch.Tensor:
-        if task == "semseg":
-            labels = io.read_label_png(path)
-            bad = (labels >= self.num_classes) & (labels != self.ignore_index)
-            if bad.any():
-                ids = sorted(set(np.unique(labels[bad]).tolist()))[:5]
-                raise DataError(path, f"label ids {ids} out of range for {self.num_classes} classes")
-            labels[labels == self.ignore_index] = IGNORE_INDEX
-            return torch.from_numpy(labels)
-        if task == "depth":
-            depth = (
-                io.read_depth_npy(path) if path.suffix == ".npy" else io.read_depth_png(path, DEPTH_PNG_SCALE)
-            )
-            return torch.from_numpy(depth)[None]
-        return torch.from_numpy(io.read_normals(path)).permute(2, 0, 1).contiguous()
+        rule = get_task(task)
+        array = rule.read(path, num_classes=self.num_classes, ignore_index=self.ignore_index)
+        return rule.from_numpy(array)
 
     def __len__(self) -> int:
         return len(self.ids)

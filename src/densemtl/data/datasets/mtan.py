@@ -25,9 +25,11 @@ overrides it (``"x,y,z"`` keeps the stored vectors).
 
 (2975 / 500 samples). LibMTL renames ``label_7`` to ``label``; both are accepted for 7 classes.
 Its "depth" is **not metres**: it is a scaled inverse depth (disparity, range about 0..0.49; mtan
-issues #15 and #25), so it is returned as ``depth`` with ``meta["target"] == "inverse_depth"``;
-metric-depth losses and metrics, zoom augmentation (which divides depth) and ``densemtl data
-convert`` (which skips it) must treat it accordingly. The 7 classes are assumed to be the
+issues #15 and #25). Asking for the ``disparity`` task returns it under the ``disparity`` key
+(:mod:`densemtl.tasks.disparity`), in its stored units (there is no camera file, so no depth
+through the camera). Otherwise, as before, it is returned as ``depth`` with
+``meta["target"] == "inverse_depth"``, which zoom augmentation reads (it multiplies instead of
+divides) and ``densemtl data convert`` uses to skip it; metric-depth losses and metrics do not. The 7 classes are assumed to be the
 Cityscapes categories in ``categoryId`` order (mtan's preprocessing code is not published).
 """
 
@@ -90,6 +92,7 @@ class _MtanNpy(RealDataset):
             {
                 "semseg": lambda path: float_labels_to_ids(io.read_npy(path, "label"), path),
                 "depth": io.read_depth_npy,
+                "disparity": io.read_depth_npy,
                 "normals": lambda path: apply_normals_axes(io.read_normals(path), self.normals_axes),
             },
             read_image=_read_float_image,
@@ -133,7 +136,8 @@ class NYUv2Mtan(_MtanNpy):
 
 @DATASETS.register("cityscapes_mtan")
 class CityscapesMtan(_MtanNpy):
-    """mtan's preprocessed Cityscapes; ``depth`` holds scaled inverse depth (see the module docstring).
+    """mtan's preprocessed Cityscapes; its ``depth`` folder is scaled inverse depth, returned as the
+    ``disparity`` task on request, else as ``depth`` (see the module docstring).
 
     Args:
         num_classes: 7 (``label_7``, or LibMTL's ``label``) or 19 (``label_19``).
@@ -163,4 +167,6 @@ class CityscapesMtan(_MtanNpy):
         ):
             label = "label"
         self.folders = {"semseg": label, "depth": "depth"}
+        if tasks is not None:  # only on request: by default the folder gives depth, as before
+            self.folders["disparity"] = "depth"
         self._index(split, tasks)

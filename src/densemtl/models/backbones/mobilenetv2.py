@@ -5,16 +5,17 @@ and shapes (``features.0.0.weight`` ... ``features.18.1.running_var``, ``classif
 initialisation and ``forward`` (ImageNet logits), so torchvision checkpoints load as-is. It is the
 encoder of Multi-Task Light-Weight RefineNet (Nekrasov et al. 2019).
 
-Multi-scale API (``docs/architecture.md``): ``forward_features(x)`` returns the outputs of the last
-block of each resolution, timm's numbering of levels::
+Stage API (:mod:`densemtl.models.backbones.features`, ``docs/backbones.md``): stage ``i`` ends with
+the last block of a resolution, timm's numbering of levels; ``forward_features(x)`` returns the
+stages in ``out_indices``::
 
-    index  after         channels  reduction
-    0      features.1    16        2
-    1      features.3    24        4      <- default
-    2      features.6    32        8      <- default
-    3      features.13   96        16     <- default
-    4      features.17   320       32     <- default
-    5      features.18   1280      32     (the final 1x1 conv of the classifier path)
+    stage  name    modules           channels  reduction
+    0      stage0  features.0 .. 1   16        2
+    1      stage1  features.2 .. 3   24        4      <- default
+    2      stage2  features.4 .. 6   32        8      <- default
+    3      stage3  features.7 .. 13  96        16     <- default
+    4      stage4  features.14 .. 17 320       32     <- default
+    5      stage5  features.18       1280      32     (the final 1x1 conv of the classifier path)
 
 The default ``out_indices=(1, 2, 3, 4)`` gives strides 4/8/16/32 with 24/32/96/320 channels, as
 timm's ``features_only`` and the dense-prediction literature; the 1280-channel conv exists for the
@@ -35,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from densemtl.errors import ConfigError
+from densemtl.models.backbones.features import Stage, StageBackbone
 
 __all__ = ["ConvBNReLU6", "InvertedResidual", "MobileNetV2", "mobilenet_v2"]
 
@@ -49,8 +51,8 @@ INVERTED_RESIDUAL_SETTING: list[tuple[int, int, int, int]] = [
     (6, 320, 1, 1),
 ]
 
-# level index -> (features index whose output is tapped, reduction at output stride 32)
-_TAPS: list[tuple[int, int]] = [(1, 2), (3, 4), (6, 8), (13, 16), (17, 32), (18, 32)]
+#: stage index -> index of ``features`` whose output ends the stage
+_TAPS: tuple[int, ...] = (1, 3, 6, 13, 17, 18)
 
 
 def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
@@ -61,6 +63,18 @@ def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int
     if new_v < 0.9 * v:
         new_v += divisor
     return new_v
+
+
+def features_stages(
+    taps: Sequence[int], channels: Sequence[int], reductions: Sequence[int], dilations: Sequence[int]
+) -> list[Stage]:
+    """Stages of a ``features`` Sequential: stage ``i`` runs ``features.(taps[i-1]+1) .. taps[i]``."""
+    stages, start = [], 0
+    for i, j in enumerate(taps):
+        names = tuple(f"features.{k}" for k in range(start, j + 1))
+        stages.append(Stage(f"stage{i}", names, channels[j], reductions[j], dilations[j]))
+        start = j + 1
+    return stages
 
 
 class ConvBNReLU6(nn.Sequential):
@@ -117,13 +131,19 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.out_channels = oup
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.use_res_connect:
-            return x + self.conv(x)
+    def branch(self, x: Tensor) -> Tensor:
+        """The residual branch (expand, depthwise, linear projection)."""
         return self.conv(x)
 
+    def merge(self, out: Tensor, x: Tensor) -> Tensor:
+        """``x + out`` where the block is residual, else ``out`` (linear bottleneck: no activation)."""
+        return x + out if self.use_res_connect else out
 
-class MobileNetV2(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return self.merge(self.branch(x), x)
+
+
+class MobileNetV2(StageBackbone):
     """MobileNetV2 (Sandler et al. 2018) with torchvision's module names, init and ``forward``.
 
     Args:
@@ -135,6 +155,8 @@ class MobileNetV2(nn.Module):
             (1, 2, 3, 4): strides 4/8/16/32, channels 24/32/96/320.
         output_stride: 32 (default), 16 or 8; strides beyond it become dilation.
     """
+
+    output_strides = (8, 16, 32)
 
     def __init__(
         self,
@@ -163,6 +185,7 @@ class MobileNetV2(nn.Module):
         current_stride, dilation = 2, 1
         channels = [input_channel]
         reductions = [2]
+        dilations = [1]
         for t, c, n, s in INVERTED_RESIDUAL_SETTING:
             output_channel = _make_divisible(c * width_mult, round_nearest)
             for i in range(n):
@@ -178,11 +201,13 @@ class MobileNetV2(nn.Module):
                 input_channel = output_channel
                 channels.append(output_channel)
                 reductions.append(current_stride)
+                dilations.append(dilation)
         need_last = not features_only or 5 in out_indices
         if need_last:
             features.append(ConvBNReLU6(input_channel, self.last_channel, kernel_size=1))
         channels.append(self.last_channel)
         reductions.append(current_stride)
+        dilations.append(dilation)
         self.features = nn.Sequential(*features)
 
         #: state-dict prefixes of the torchvision network this instance does not build
@@ -204,25 +229,10 @@ class MobileNetV2(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
-        self._taps = [_TAPS[i][0] for i in out_indices]
-        #: one dict (num_chs, reduction, module) per map returned by forward_features
-        self.feature_info: list[dict] = [
-            {"num_chs": channels[j], "reduction": reductions[j], "module": f"features.{j}"}
-            for j in self._taps
-        ]
+        self._set_stages(
+            features_stages(_TAPS[: 6 if need_last else 5], channels, reductions, dilations), out_indices
+        )
         self.num_features = self.last_channel
-
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """Feature maps at the levels of ``feature_info`` (strides 4, 8, 16, 32 by default)."""
-        feats: list[Tensor] = []
-        last = max(self._taps)
-        for j, module in enumerate(self.features):
-            if j > last:
-                break
-            x = module(x)
-            if j in self._taps:
-                feats.append(x)
-        return feats
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:  # type: ignore[override]
         """ImageNet logits ``[B, num_classes]`` as torchvision; the feature list if ``features_only``."""

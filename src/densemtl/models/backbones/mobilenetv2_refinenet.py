@@ -19,28 +19,34 @@ layer torchvision lacks, the t = 1 block's 1x1 expansion conv, is initialised as
 output (already in [0, 6]), so the ReLU6 after it is the identity too and the loaded encoder computes
 exactly torchvision's ImageNet features (up to float rounding of ``sqrt(1 - eps + eps)``).
 
-``forward_features`` returns the six maps the decoder taps, the authors' ``l3 .. l8``::
+Registered as backbone ``mobilenet_v2_refinenet``. Its six stages (stage API of
+:mod:`densemtl.models.backbones.features`) end at the maps the decoder taps, the authors'
+``l3 .. l8``, and ``forward_features`` returns all six by default::
 
-    level  authors  after         channels  reduction
-    0      l3       features.3    24        4
-    1      l4       features.6    32        8
-    2      l5       features.10   64        16
-    3      l6       features.13   96        16
-    4      l7       features.16   160       32
-    5      l8       features.17   320       32
+    stage  authors  modules            channels  reduction
+    0      l3       features.0 .. 3    24        4
+    1      l4       features.4 .. 6    32        8
+    2      l5       features.7 .. 10   64        16
+    3      l6       features.11 .. 13  96        16
+    4      l7       features.14 .. 16  160       32
+    5      l8       features.17        320       32
+
+No dilation (output stride 32 only): the authors' network has none.
 
 Encoder parameters: 1,812,800 (torchvision's ``features.0..17``: 1,811,712, + 1,088).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from densemtl.models.backbones.mobilenetv2 import INVERTED_RESIDUAL_SETTING, ConvBNReLU6
+from densemtl.errors import ConfigError
+from densemtl.models.backbones.features import StageBackbone
+from densemtl.models.backbones.mobilenetv2 import INVERTED_RESIDUAL_SETTING, ConvBNReLU6, features_stages
 
 __all__ = [
     "RefineNetInvertedResidual",
@@ -48,6 +54,7 @@ __all__ = [
     "identity_expansion_state",
     "load_imagenet",
     "map_torchvision_state_dict",
+    "mobilenet_v2_refinenet",
 ]
 
 #: features index after which each decoder level is tapped (l3 .. l8)
@@ -77,23 +84,34 @@ class RefineNetInvertedResidual(nn.Module):
         )
         self.out_channels = oup
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.use_res_connect:
-            return x + self.conv(x)
+    def branch(self, x: Tensor) -> Tensor:
+        """The residual branch (expand, depthwise, linear projection)."""
         return self.conv(x)
 
+    def merge(self, out: Tensor, x: Tensor) -> Tensor:
+        """``x + out`` where the block is residual, else ``out``."""
+        return x + out if self.use_res_connect else out
 
-class RefineNetMobileNetV2(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return self.merge(self.branch(x), x)
+
+
+class RefineNetMobileNetV2(StageBackbone):
     """The authors' MobileNet-v2 encoder (feature extractor only; see the module docstring).
 
     Random initialisation is torchvision's (Kaiming-normal fan-out convs, BN (1, 0)): the authors'
     N(0, 0.01) makes an eval-mode encoder's features vanish (~1e-29 at l8) and is always overwritten by
     ImageNet weights in their setup anyway. Load ImageNet weights with ``weights=path`` (torchvision
-    key layout) or :func:`load_imagenet`.
+    key layout) or :func:`load_imagenet`. ``out_indices`` picks the returned stages (default all six).
     """
 
-    def __init__(self, weights: str | Path | None = None) -> None:
+    def __init__(self, weights: str | Path | None = None, out_indices: Sequence[int] = range(6)) -> None:
         super().__init__()
+        out_indices = tuple(int(i) for i in out_indices)
+        if not out_indices or any(i not in range(len(TAPS)) for i in out_indices):
+            raise ConfigError(
+                f"mobilenet_v2_refinenet out_indices must be a non-empty subset of 0..5, got {out_indices}"
+            )
         layers: list[nn.Module] = [ConvBNReLU6(3, 32, stride=2)]
         cin = 32
         for t, c, n, s in INVERTED_RESIDUAL_SETTING:
@@ -107,9 +125,7 @@ class RefineNetMobileNetV2(nn.Module):
             for i in range(n):
                 r *= s if i == 0 else 1
                 reductions.append(r)
-        self.feature_info: list[dict] = [
-            {"num_chs": channels[j], "reduction": reductions[j], "module": f"features.{j}"} for j in TAPS
-        ]
+        self._set_stages(features_stages(TAPS, channels, reductions, [1] * len(channels)), out_indices)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -121,16 +137,25 @@ class RefineNetMobileNetV2(nn.Module):
         if weights is not None:
             load_imagenet(self, weights)
 
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        feats: list[Tensor] = []
-        for j, module in enumerate(self.features):
-            x = module(x)
-            if j in TAPS:
-                feats.append(x)
-        return feats
-
     def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
         return self.forward_features(x)
+
+
+def mobilenet_v2_refinenet(
+    weights: str | Path | None = None,
+    features_only: bool = True,
+    output_stride: int = 32,
+    out_indices: Sequence[int] = range(6),
+) -> RefineNetMobileNetV2:
+    """The Multi-Task Light-Weight RefineNet encoder (1,812,800 parameters), a feature extractor only.
+
+    ``weights`` is a torchvision-layout ImageNet MobileNet-v2 checkpoint (see :func:`load_imagenet`).
+    """
+    if not features_only:
+        raise ConfigError("mobilenet_v2_refinenet has no classifier: features_only must be true")
+    if output_stride not in RefineNetMobileNetV2.output_strides:
+        raise ConfigError(f"mobilenet_v2_refinenet supports output_stride 32 only, got {output_stride}")
+    return RefineNetMobileNetV2(weights, out_indices)
 
 
 def map_torchvision_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

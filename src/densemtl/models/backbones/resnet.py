@@ -3,17 +3,26 @@
 Pure PyTorch, written to be a drop-in for torchvision's ``torchvision.models.resnet``: the module
 tree, the state-dict keys and shapes (``conv1``, ``bn1``, ``layer1.0.conv1`` ... ``fc``), the weight
 initialisation and ``forward`` (ImageNet logits) are identical, so any torchvision ResNet checkpoint
-file loads as-is. On top of that each network exposes the timm-like multi-scale API of
-``docs/architecture.md``:
+file loads as-is. On top of that each network exposes the stage API of
+:mod:`densemtl.models.backbones.features` (``docs/backbones.md``), five stages::
 
-* ``feature_info``: one ``dict(num_chs=..., reduction=..., module=...)`` per returned level;
-* ``forward_features(x)``: the list of feature maps (by default after ``layer1`` .. ``layer4``,
-  strides 4, 8, 16, 32; with dilation the later strides stay at the output stride, e.g. output stride
-  8 gives 4, 8, 8, 8).
+    stage  name                 modules              channels     reduction (output stride 32)
+    0      conv                 conv1, bn1, relu     64           2
+    1      layer1_without_conv  maxpool, layer1      64 x e       4
+    2      layer2               layer2               128 x e      8
+    3      layer3               layer3               256 x e      16
+    4      layer4               layer4               512 x e      32
+
+(``e`` = 1 for ResNet-18/34, 4 for 50/101; the stage names are those of Vandenhende et al.'s ResNet
+wrappers, which the cross-stitch / NDDR state-dict keys use);
+
+* ``feature_info``: the returned levels, by default stages 1..4 (strides 4, 8, 16, 32; with dilation
+  the later strides stay at the output stride, e.g. output stride 8 gives 4, 8, 8, 8);
+* ``forward_features(x)``: the list of feature maps at those levels.
 
 ``replace_stride_with_dilation`` (torchvision's argument) or the shorter ``output_stride`` turns the
 stride-2 of ``layer2`` / ``layer3`` / ``layer4`` into dilation, as in DeepLab (Chen et al. 2017) and
-the dilated ResNet-50 encoders of the seed-002 models. Unlike torchvision, ``BasicBlock`` (ResNet-18
+the dilated ResNet-50 encoders of the Luo & Ye (2023) NYUD-v2 table's models. Unlike torchvision, ``BasicBlock`` (ResNet-18
 / 34) supports dilation too; dilation adds no parameter so checkpoints still load.
 
 ``features_only=True`` builds the network without ``avgpool`` / ``fc`` (no unused parameters for
@@ -29,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from densemtl.errors import ConfigError
+from densemtl.models.backbones.features import Stage, StageBackbone
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet101"]
 
@@ -73,14 +83,19 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
         self.stride = stride
+        self.out_channels = planes
+
+    def branch(self, x: Tensor) -> Tensor:
+        """The residual branch (before the addition)."""
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+    def merge(self, out: Tensor, x: Tensor) -> Tensor:
+        """``relu(out + shortcut(x))``."""
+        identity = self.downsample(x) if self.downsample is not None else x
+        return self.relu(out + identity)
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        return self.relu(out + identity)
+        return self.merge(self.branch(x), x)
 
 
 class Bottleneck(nn.Module):
@@ -113,15 +128,21 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
+        self.out_channels = planes * self.expansion
 
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x
+    def branch(self, x: Tensor) -> Tensor:
+        """The residual branch (before the addition)."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
+        return self.bn3(self.conv3(out))
+
+    def merge(self, out: Tensor, x: Tensor) -> Tensor:
+        """``relu(out + shortcut(x))``."""
+        identity = self.downsample(x) if self.downsample is not None else x
         return self.relu(out + identity)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.merge(self.branch(x), x)
 
 
 def _dilation_flags(
@@ -148,7 +169,7 @@ def _dilation_flags(
     return flags
 
 
-class ResNet(nn.Module):
+class ResNet(StageBackbone):
     """ResNet (He et al. 2016) with torchvision's module names, init and ``forward``.
 
     Args:
@@ -162,6 +183,8 @@ class ResNet(nn.Module):
         out_indices: levels returned by ``forward_features``: 0 = stem (after ``relu``, stride 2,
             64 channels), 1..4 = ``layer1`` .. ``layer4`` (timm's numbering). Default (1, 2, 3, 4).
     """
+
+    output_strides = (8, 16, 32)
 
     def __init__(
         self,
@@ -214,18 +237,21 @@ class ResNet(nn.Module):
                     nn.init.constant_(m.bn2.weight, 0)
 
         e = block.expansion
-        reductions = [2, 4]
+        reductions, dilations = [2, 4], [1, 1]
         for dilate in flags:
             reductions.append(reductions[-1] if dilate else reductions[-1] * 2)
-        all_info = [
-            {"num_chs": 64, "reduction": 2, "module": "relu"},
-            {"num_chs": 64 * e, "reduction": reductions[1], "module": "layer1"},
-            {"num_chs": 128 * e, "reduction": reductions[2], "module": "layer2"},
-            {"num_chs": 256 * e, "reduction": reductions[3], "module": "layer3"},
-            {"num_chs": 512 * e, "reduction": reductions[4], "module": "layer4"},
-        ]
-        #: one dict (num_chs, reduction, module) per map returned by forward_features
-        self.feature_info: list[dict] = [all_info[i] for i in out_indices]
+            dilations.append(dilations[-1] * 2 if dilate else dilations[-1])
+        self._set_stages(
+            [
+                Stage("conv", ("conv1", "bn1", "relu"), 64, 2),
+                Stage("layer1_without_conv", ("maxpool", "layer1"), 64 * e, 4),
+            ]
+            + [
+                Stage(f"layer{i}", (f"layer{i}",), c * e, reductions[i], dilations[i])
+                for i, c in ((2, 128), (3, 256), (4, 512))
+            ],
+            out_indices,
+        )
         self.num_features = 512 * e
 
     def _make_layer(
@@ -260,22 +286,6 @@ class ResNet(nn.Module):
         for _ in range(1, blocks):
             layers.append(block(self.inplanes, planes, dilation=self.dilation))
         return nn.Sequential(*layers)
-
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """Feature maps at the levels of ``feature_info`` (strides 4, 8, 16, 32 by default)."""
-        feats: list[Tensor] = []
-        last = max(self.out_indices)
-        x = self.relu(self.bn1(self.conv1(x)))
-        if 0 in self.out_indices:
-            feats.append(x)
-        x = self.maxpool(x)
-        for i, layer in enumerate((self.layer1, self.layer2, self.layer3, self.layer4), start=1):
-            if i > last:
-                break
-            x = layer(x)
-            if i in self.out_indices:
-                feats.append(x)
-        return feats
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:  # type: ignore[override]
         """ImageNet logits ``[B, num_classes]`` as torchvision; the feature list if ``features_only``."""

@@ -1,11 +1,12 @@
-"""Building blocks shared by the seed-002 architectures (issue 6): DeepLab-v3 ASPP head, SE block,
-PSPNet pyramid pooling, and stage-wise access to our ResNet encoders.
+"""Building blocks shared by the DeepLab-style architectures: DeepLab-v3 ASPP head, SE block, PSPNet
+pyramid pooling, and the default encoder spec (stage-wise access to encoders is the backbones' stage
+API, :mod:`densemtl.models.backbones.features`; per-task stage mixing is :mod:`.stages`).
 
 ``DeepLabHead`` is the head of Vandenhende et al.'s Multi-Task-Learning-PyTorch
 (``models/aspp.py``, itself torchvision's DeepLab-v3 head): ASPP (1x1, three 3x3 convs with
 dilation 12/24/36, image pooling; 256 channels each; concat -> 1x1 -> BN -> ReLU -> Dropout 0.5)
 -> 3x3 conv 256 + BN + ReLU -> 1x1 classifier. On a ResNet-50 (2048 channels) with 40 classes it
-has 16,135,720 parameters, so that backbone + head = 39,643,752 (docs/methods.md, seed 002).
+has 16,135,720 parameters, so that backbone + head = 39,643,752 (docs/methods.md, Luo & Ye 2023).
 
 This module registers no architecture; the model files import from it.
 """
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: the encoder of every seed-002 model: ResNet-50 dilated to output stride 8
+#: the default encoder of the DeepLab-style models: ResNet-50 dilated to output stride 8
 DEFAULT_BACKBONE: dict[str, Any] = {"name": "resnet50", "output_stride": 8}
 
 
@@ -117,6 +118,36 @@ class SEBlock(nn.Module):
         return x * self.fc(x.mean(dim=(2, 3), keepdim=True))
 
 
+class ExportableAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d`` that ONNX can export at any fixed input size.
+
+    ONNX has no adaptive pooling, and PyTorch's exporter handles only output sizes that divide the
+    input. While tracing at such a size (``torch.onnx.export``, ``torch.jit.trace``) this computes the
+    same pooling as ``P_h @ x @ P_w^T``, the per-bin averaging matrices of the traced size (bin ``i``
+    of ``b`` over ``n`` covers ``[floor(i n / b), ceil((i + 1) n / b))``, PyTorch's rule): two MatMuls,
+    equal up to float summation order. Eager calls run ``nn.AdaptiveAvgPool2d`` itself (bit-identical;
+    no parameters or buffers, so state dicts are unchanged). The matrices are constants of the traced
+    size, so such a graph is only valid at that size.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bins = self.output_size if isinstance(self.output_size, tuple) else (self.output_size,) * 2
+        height, width = (int(n) for n in x.shape[-2:])
+        bin_h, bin_w = (n if b is None else b for b, n in zip(bins, (height, width)))
+        if not torch.jit.is_tracing() or (height % bin_h == 0 and width % bin_w == 0):
+            return super().forward(x)
+        return _bin_means(bin_h, height, x) @ x @ _bin_means(bin_w, width, x).T
+
+
+def _bin_means(bins: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """``[bins, size]`` matrix averaging each adaptive-pooling bin (PyTorch's start / end rule)."""
+    matrix = torch.zeros(bins, size, dtype=like.dtype, device=like.device)
+    for i in range(bins):
+        start, end = (i * size) // bins, -(-((i + 1) * size) // bins)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
 class PyramidPooling(nn.Module):
     """PSPNet's pyramid pooling module and its 3x3 fusion conv (Zhao et al., CVPR 2017; hszhao/semseg).
 
@@ -135,7 +166,7 @@ class PyramidPooling(nn.Module):
         reduced = in_channels // len(bins)
         self.stages = nn.ModuleList(
             nn.Sequential(
-                nn.AdaptiveAvgPool2d(b),
+                ExportableAdaptiveAvgPool2d(b),
                 nn.Conv2d(in_channels, reduced, 1, bias=False),
                 nn.BatchNorm2d(reduced),
                 nn.ReLU(inplace=True),
@@ -158,47 +189,8 @@ class PyramidPooling(nn.Module):
         return self.fuse(torch.cat([x, *pooled], dim=1))
 
 
-# ----------------------------------------------------------------------------- ResNet stages
-
-#: stage names of Vandenhende's ResNet wrappers: stem conv, maxpool + layer1, layer2..4
-RESNET_STAGES = ("conv", "layer1_without_conv", "layer2", "layer3", "layer4")
-
-
-def resnet_stage_channels(encoder: nn.Module) -> list[int]:
-    """Output channels of the five stages of :data:`RESNET_STAGES`."""
-    e = int(encoder.num_features) // 512
-    return [64, 64 * e, 128 * e, 256 * e, 512 * e]
-
-
-def resnet_stage(encoder: nn.Module, index: int, x: torch.Tensor) -> torch.Tensor:
-    """Run stage ``index`` (0..4) of a densemtl ResNet encoder on ``x``."""
-    if index == 0:
-        return encoder.relu(encoder.bn1(encoder.conv1(x)))
-    if index == 1:
-        return encoder.layer1(encoder.maxpool(x))
-    return getattr(encoder, f"layer{index}")(x)
-
-
-def forward_task_stages(
-    encoders: nn.ModuleDict, x: torch.Tensor, mixers: nn.ModuleDict
-) -> dict[str, torch.Tensor]:
-    """One ResNet encoder per task, run stage by stage on ``x``, task features mixed between stages.
-
-    After each stage of :data:`RESNET_STAGES` that names a module in ``mixers``, that module maps
-    the ``{task: features}`` dict to the mixed one (cross-stitch units, NDDR layers); the forward of
-    Vandenhende et al.'s ``models/cross_stitch.py`` and ``models/nddr_cnn.py``. Returns the last
-    stage's features per task.
-    """
-    feats = {t: x for t in encoders}
-    for i, stage in enumerate(RESNET_STAGES):
-        feats = {t: resnet_stage(encoder, i, feats[t]) for t, encoder in encoders.items()}
-        if stage in mixers:
-            feats = mixers[stage](feats)
-    return feats
-
-
 def encoder_spec(backbone: str | Mapping[str, Any] | None) -> str | dict[str, Any]:
-    """The backbone spec with seed-002 defaults: ``None`` -> dilated ResNet-50 (output stride 8)."""
+    """The backbone spec with the DeepLab-style default: ``None`` -> dilated ResNet-50 (output stride 8)."""
     if backbone is None:
         return dict(DEFAULT_BACKBONE)
     return backbone if isinstance(backbone, str) else dict(backbone)
