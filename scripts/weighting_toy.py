@@ -1,5 +1,5 @@
-"""The two-task toy with conflicting objectives of CAGrad (Liu et al., NeurIPS 2021, Fig. 1; also
-Nash-MTL, Navon et al. 2022, Fig. 3): each weighting's trajectory from the same starts, one panel each.
+"""The two-task toy with conflicting objectives of CAGrad (Liu et al., NeurIPS 2021; also
+Nash-MTL, Navon et al. 2022): each weighting's trajectory from the same starts, one panel each.
 
     .venv/bin/python scripts/weighting_toy.py            # writes docs/img/weighting_toy.png
 

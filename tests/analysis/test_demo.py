@@ -52,3 +52,36 @@ def test_demo_writes_report_with_metrics_and_panels(
     assert (tmp_path / checkpoint).is_file()
     assert (tmp_path / "data_cache/synthetic-20-48x64-s0/synthetic.json").is_file()
     assert "report: runs/demo/report.md" in capsys.readouterr().out
+
+
+def test_fusion_section_maps_a_trajectory_with_the_checkpoint_and_the_oracle(tmp_path: Path) -> None:
+    import torch
+
+    from densemtl.analysis.demo import fusion_section
+    from densemtl.data.synthetic import CLASS_NAMES
+    from densemtl.training.module import DenseMTLModule
+
+    torch.manual_seed(0)
+    module = DenseMTLModule(
+        model="hard_sharing", tasks=["semseg", "depth"], num_classes=len(CLASS_NAMES),
+        class_names=list(CLASS_NAMES), model_options={"backbone": "resnet18", "decoder_channels": 8},
+    )  # fmt: skip
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "datamodule_hyper_parameters": {"image_size": [24, 32]},
+        },
+        checkpoint,
+    )
+    lines = fusion_section(tmp_path / "run", checkpoint, frames=4, size=(48, 64), surface_spacing=0.04)
+    text = "\n".join(lines)
+    assert lines[0] == "## 3D semantic map" and "| network |" in text and "| oracle |" in text
+    scores = json.loads((tmp_path / "run/fusion/metrics.json").read_text())
+    assert scores["oracle"]["fscore"] > 0.8 and scores["oracle"]["semantic_accuracy"] > 0.9
+    assert "frame_miou" in scores["network"] and "frame_miou" not in scores["oracle"]
+    assert 0.0 <= scores["network"]["fscore"] < scores["oracle"]["fscore"]  # an untrained network
+    for source in ("network", "oracle"):
+        assert (tmp_path / f"run/fusion/{source}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"](fusion/{source}.png)" in text

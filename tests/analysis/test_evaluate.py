@@ -170,3 +170,53 @@ def test_missing_prediction_folder(dataset: Path, tmp_path: Path) -> None:
         run(parser.parse_args(_args(dataset, pred, tmp_path / "m.json", "--tasks", "normals")))
     with pytest.raises(DataError, match="no prediction folder"):
         run(parser.parse_args(_args(dataset, tmp_path, tmp_path / "m.json")))
+
+
+def test_conventions_set_each_peers_absent_policy(dataset: Path, tmp_path: Path) -> None:
+    pred = _perfect_predictions(dataset, tmp_path / "pred")
+    output = tmp_path / "m.json"
+    expected = {"mtl_pytorch": 2 / 3, "libmtl": None, "mtan": None, "densetorch": 1.0}  # chair never occurs
+    for convention, miou in expected.items():
+        assert main(_args(dataset, pred, output, "--tasks", "semseg", "--convention", convention)) == 0
+        report = json.loads(output.read_text())
+        assert report["metrics"]["miou"] == (pytest.approx(miou) if miou is not None else None), convention
+        assert report["options"]["convention"] == convention
+
+
+def test_mtan_convention_averages_per_batch_depth_means(dataset: Path, tmp_path: Path) -> None:
+    pred = tmp_path / "pred"
+    (pred / "depth").mkdir(parents=True)
+    errors = {"a": 1.0, "b": 0.0, "c": 2.0}
+    for sid, err in errors.items():
+        np.save(pred / "depth" / f"{sid}.npy", np.full((8, 8), DEPTH[sid] + err, dtype=np.float32))
+    output = tmp_path / "m.json"
+    assert main(_args(dataset, pred, output, "--tasks", "depth")) == 0
+    pooled = json.loads(output.read_text())["metrics"]["abs_err"]
+    assert pooled == pytest.approx((63 * 1.0 + 63 * 0.0 + 64 * 2.0) / 190)  # a, b: 63 valid pixels, c 64
+    assert main(_args(dataset, pred, output, "--tasks", "depth", "--convention", "mtan")) == 0
+    # mtan: batches of 2 in split order, [a, b] and [c], each batch's pixel mean, then their mean
+    batches = [(63 * 1.0 + 63 * 0.0) / 126, 2.0]
+    assert json.loads(output.read_text())["metrics"]["abs_err"] == pytest.approx(sum(batches) / 2)
+
+
+def test_convention_conflicts_and_negative_depth(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from densemtl.analysis.evaluate import evaluate
+    from densemtl.errors import ConfigError
+
+    pred = _perfect_predictions(dataset, tmp_path / "pred")
+    with pytest.raises(ConfigError, match="--per-image conflicts with --convention mtan"):
+        evaluate(pred, dataset, tasks=["depth"], per_image=True, convention="mtan")
+    with pytest.raises(ConfigError, match="--absent-policy zero conflicts"):
+        evaluate(pred, dataset, tasks=["semseg"], absent_policy="zero", convention="libmtl")
+    with pytest.raises(ConfigError, match="unknown 'peer'"):
+        evaluate(pred, dataset, tasks=["semseg"], convention="peer")
+    negative = np.full((8, 8), 1.0, dtype=np.float32)
+    negative[3, 3] = -0.5
+    np.save(pred / "depth" / "b.npy", negative)
+    assert (
+        main(_args(dataset, pred, tmp_path / "m.json", "--tasks", "depth", "--convention", "densetorch")) != 0
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "b.npy" in err[0] and "negative" in err[0]

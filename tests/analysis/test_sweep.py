@@ -157,3 +157,13 @@ def test_submitit_launcher_through_the_local_executor(
     assert _result(out, 0)["steps"] == 2
     assert any((out / "slurm").glob("*_result.pkl"))  # submitit ran the pickled run_one as a job
     assert (out / "compare.md").is_file()
+
+
+def test_gpu_and_thread_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    from densemtl.analysis.sweep import gpu_shares
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    assert gpu_shares(2) == ["0,1", "2,3"] and gpu_shares(4) == ["0", "1", "2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu_shares(2) == [None, None]
+    assert sum(thread_shares(2)) <= max(2, len(os.sched_getaffinity(0))) and min(thread_shares(64)) == 1

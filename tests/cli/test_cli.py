@@ -51,7 +51,7 @@ def trained(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         ]
     )
     assert code == 0
-    (ckpt,) = run_dir.glob("lightning_logs/version_0/checkpoints/last.ckpt")
+    (ckpt,) = run_dir.glob("default/checkpoints/last.ckpt")  # the stable run folder <root>/<name>/
     return ckpt
 
 
@@ -171,3 +171,40 @@ def test_predict_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     assert code == 2
     assert capsys.readouterr().err.strip() == f"densemtl: error: {tmp_path / 'x.ckpt'}: checkpoint not found"
+
+
+def test_predict_pointcloud_uses_the_training_intrinsics(
+    trained: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from densemtl.inference.pointcloud import read_ply
+    from densemtl.inference.predictor import intrinsics_at
+
+    image = tmp_path / "big.png"  # twice the training images' 48x32: fx 40 -> 80
+    Image.open(tiny_dataset / "rgb" / "0000.png").resize((96, 64)).save(image)
+    out = tmp_path / "pred"
+    argv = [
+        "predict",
+        "--ckpt_path",
+        str(trained),
+        "--input",
+        str(image),
+        "--output",
+        str(out),
+        "--pointcloud",
+    ]
+    assert main([*argv, "--no_panel"]) == 0
+    said = capsys.readouterr().out
+    assert (
+        f"intrinsics from the training data's {tiny_dataset / 'intrinsics.json'}, scaled from 48x32" in said
+    )
+    points = read_ply(out / "pointcloud" / "big.ply")
+    fx, fy, cx, cy = intrinsics_at(
+        {"fx": 40.0, "fy": 40.0, "cx": 23.5, "cy": 15.5, "width": 48, "height": 32}, 64, 96
+    )
+    assert (fx, fy, cx, cy) == (80.0, 80.0, 47.5, 31.5)
+    # projecting the points back with those intrinsics lands on the 96x64 pixel grid
+    u = points["x"] * fx / points["z"] + cx
+    v = points["y"] * fy / points["z"] + cy
+    assert np.abs(u - np.round(u)).max() < 1e-2 and np.abs(v - np.round(v)).max() < 1e-2
+    assert (np.round(u).min(), np.round(u).max(), np.round(v).max()) == (0, 95, 63)
+    assert json.loads((out / "timing.json").read_text())["intrinsics"].startswith("the training data's")

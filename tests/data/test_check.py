@@ -175,3 +175,29 @@ def test_measure_loader_speed(tmp_path: Path) -> None:
     kwargs = write_example("nyuv2_list", tmp_path, num_samples=6, size=SIZE)
     rate = measure_loader_speed(build_dataset("nyuv2_list", **kwargs), num_workers=0, batch_size=2)
     assert rate > 0
+
+
+def test_missing_depth_files_are_counted_by_check_and_logged_by_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import make_tiny_dataset
+    from densemtl.data.datamodule import DenseDataModule
+
+    root = make_tiny_dataset(tmp_path / "tiny", num_images=8)
+    train_ids = (root / "splits" / "train.txt").read_text().split()
+    for sample_id in train_ids[:2]:
+        next((root / "depth").glob(f"{sample_id}.*")).unlink()
+    reports, _ = check_dataset("folder", root, ["train"])
+    assert reports[0].missing == {"depth": 2}
+    assert any("2 of 4 samples lack a depth label" in w for w in reports[0].warnings)
+    assert run_check(_args(add_check_arguments, ["--dataset", "folder", "--root", str(root)])) == 0
+    assert "2 of 4 samples lack a depth label" in capsys.readouterr().out
+    data = DenseDataModule(dataset="folder", root=str(root), image_size=(32, 48), tasks=["semseg", "depth"])
+    with caplog.at_level("WARNING", logger="densemtl.data.datamodule"):
+        data.setup("fit")
+        data.setup("fit")
+    lines = [r.getMessage() for r in caplog.records if "lack a depth label" in r.getMessage()]
+    assert lines == [
+        "train split: 2 of 4 samples lack a depth label; they train without the depth loss "
+        "(`densemtl data check` lists them)"
+    ]

@@ -48,6 +48,10 @@ def test_bayesian_fusion_outvotes_per_frame_noise(tmp_path: Path) -> None:
     assert result.metrics["fscore"] >= 0.95
     assert result.metrics["semantic_accuracy"] >= 0.88  # per frame only ~75 % of pixels are right
     assert result.class_names == CLASSES
+    # the single-frame baseline, scored on the same frames: what the voting adds
+    assert result.frame_metrics["frame_pixel_accuracy"] == pytest.approx(0.75, abs=0.02)
+    assert result.metrics["frame_miou"] == result.frame_metrics["frame_miou"] < 0.7
+    assert fuse(sequence, None, voxel_size=0.04, max_frames=2, progress=False).frame_metrics is None
 
 
 def test_estimated_poses_follow_the_camera(tmp_path: Path) -> None:

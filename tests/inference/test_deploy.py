@@ -73,7 +73,9 @@ def test_label_map_graph_equals_argmax_of_full_logits(tmp_path: Path) -> None:
 def _flip_checkpoint(tmp_path: Path, flip: bool = True) -> Path:
     from densemtl.training.module import DenseMTLModule
 
-    module = DenseMTLModule(model="mt_refinenet", tasks=["semseg", "depth"], num_classes=5, test_time_flip=flip)
+    module = DenseMTLModule(
+        model="mt_refinenet", tasks=["semseg", "depth"], num_classes=5, test_time_flip=flip
+    )
     module.net.load_state_dict(realistic_model({"semseg": 5, "depth": 1}).state_dict())
     ckpt = tmp_path / "m.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, ckpt)
@@ -105,7 +107,10 @@ def test_predict_and_predict_onnx_agree_with_flip_baked_in(
         d_torch = np.load(tmp_path / "torch" / "depth" / f"{name}.npy")
         d_onnx = np.load(tmp_path / "onnx" / "depth" / f"{name}.npy")
         assert np.abs(d_onnx - d_torch).max() <= 1e-4
-        worst_noflip = max(worst_noflip, float(np.abs(np.load(tmp_path / "noflip" / "depth" / f"{name}.npy") - d_torch).max()))
+        worst_noflip = max(
+            worst_noflip,
+            float(np.abs(np.load(tmp_path / "noflip" / "depth" / f"{name}.npy") - d_torch).max()),
+        )
         l_torch = io.read_label_png(tmp_path / "torch" / "semantic" / f"{name}.png")
         l_onnx = io.read_label_png(tmp_path / "onnx" / "semantic" / f"{name}.png")
         assert (l_torch == l_onnx).mean() >= 0.999
@@ -115,10 +120,29 @@ def test_predict_and_predict_onnx_agree_with_flip_baked_in(
 def test_label_output_is_resized_to_the_input_by_nearest(tmp_path: Path) -> None:
     ckpt = _flip_checkpoint(tmp_path, flip=False)
     onnx_file = tmp_path / "m.onnx"
-    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--size", "32x48", "--out", str(onnx_file)]) == 0
+    assert (
+        main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--size", "32x48", "--out", str(onnx_file)])
+        == 0
+    )
     images = _write_images(tmp_path / "in", 1, (64, 96))
     out = tmp_path / "out"
-    assert main(["predict", "--ckpt", str(ckpt), "--input", str(images), "--output", str(out), "--no-panel", "--onnx", str(onnx_file)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(ckpt),
+                "--input",
+                str(images),
+                "--output",
+                str(out),
+                "--no-panel",
+                "--onnx",
+                str(onnx_file),
+            ]
+        )
+        == 0
+    )
     labels = io.read_label_png(out / "semantic" / "img_000.png")
     assert labels.shape == (64, 96) and labels.max() < 5
     # nearest-neighbour x2: every 2x2 block is one label

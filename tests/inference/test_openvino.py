@@ -54,7 +54,9 @@ def test_ir_parity_metadata_and_int8(tmp_path: Path) -> None:
     got = ovb.compile_model(int8, threads=1)(calibration[0])
     for r, g in zip(ref.values(), got.values()):
         assert np.isfinite(g).all() and np.corrcoef(r.ravel(), g.ravel())[0, 1] > 0.95
-    profile = ovb.layer_profile(ovb.compile_model(xml, threads=1, perf_count=True), {"image": calibration[0]}, 2)
+    profile = ovb.layer_profile(
+        ovb.compile_model(xml, threads=1, perf_count=True), {"image": calibration[0]}, 2
+    )
     assert profile["total_ms"] > 0 and any(k.startswith("Convolution") for k in profile["by_type_ms"])
 
 
@@ -78,7 +80,7 @@ def test_export_and_predict_with_openvino(tmp_path: Path, capsys: pytest.Capture
         assert np.abs(np.load(tmp_path / "ov" / "depth" / f"{name}.npy") - d_torch).max() <= 1e-4
         l_torch = io.read_label_png(tmp_path / "torch" / "semantic" / f"{name}.png")
         assert (io.read_label_png(tmp_path / "ov" / "semantic" / f"{name}.png") == l_torch).mean() >= 0.999
-    with pytest.raises(ConfigError, match="must end in .xml"):
+    with pytest.raises(ConfigError, match=r"must end in \.xml"):
         ovb.export_openvino(realistic_model({"semseg": 3}), tmp_path / "m.onnx", SIZE)
     assert main([*common, "--output", str(tmp_path / "x"), "--backend", "openvino"]) == 2
     assert "give it with --onnx FILE" in capsys.readouterr().err

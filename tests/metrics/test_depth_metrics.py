@@ -121,3 +121,66 @@ def test_depth_empty_is_nan() -> None:
     metric = DepthMetrics()
     metric.update(_depth(E_P), _depth(E_G))
     assert all(math.isnan(float(v)) for v in metric.compute().values())
+
+
+# ----------------------------------------------------------------------------- peers' conventions
+def _degenerate() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 4x3 map, g = 1..12 m; p = g + 0.5 except two rows predicted at -0.5 m."""
+    g = torch.arange(1.0, 13.0).view(1, 1, 4, 3)
+    p = g + 0.5
+    p[0, 0, 1:3] = -0.5
+    return p, g
+
+
+@pytest.mark.parametrize(
+    ("clamp", "to_pred"),
+    [
+        ("logs", lambda p: p),  # raw prediction in the linear errors (mtan / LibMTL)
+        ("all", lambda p: max(p, 1e-9)),  # MTL-PyTorch / InvPT: clamp before every metric
+        ("abs", abs),  # DenseTorch: |p|
+    ],
+)
+def test_prediction_clamp_conventions(clamp: str, to_pred) -> None:
+    p, g = _degenerate()
+    pairs = [(to_pred(float(a)), float(b)) for a, b in zip(p.flatten(), g.flatten())]
+    rmse = math.sqrt(sum((a - b) ** 2 for a, b in pairs) / len(pairs))
+    abs_err = sum(abs(a - b) for a, b in pairs) / len(pairs)
+    log_p = [math.log(max(a, 1e-9)) for a, _ in pairs]
+    rmse_log = math.sqrt(sum((lp - math.log(b)) ** 2 for lp, (_, b) in zip(log_p, pairs)) / len(pairs))
+    metric = DepthMetrics(clamp=clamp)
+    metric.update(p, g)
+    out = metric.compute()
+    assert float(out["rmse"]) == pytest.approx(rmse, rel=1e-6)
+    assert float(out["abs_err"]) == pytest.approx(abs_err, rel=1e-6)
+    assert float(out["rmse_log"]) == pytest.approx(rmse_log, rel=1e-6)
+
+
+def test_prediction_clamp_conventions_differ_only_on_non_positive_predictions() -> None:
+    p, g = _degenerate()
+    values = {}
+    for clamp in ("logs", "all", "abs"):
+        metric = DepthMetrics(clamp=clamp)
+        metric.update(p, g)
+        values[clamp] = float(metric.compute()["rmse"])
+        positive = DepthMetrics(clamp=clamp)
+        positive.update(g + 0.5, g)
+        assert float(positive.compute()["rmse"]) == pytest.approx(0.5)
+    assert values["logs"] > values["all"] > values["abs"]
+    with pytest.raises(ValueError, match="clamp"):
+        DepthMetrics(clamp="relu")
+
+
+def test_per_batch_averaging_is_the_mean_of_batch_means() -> None:
+    # batch 1: 3 valid pixels, each off by 1; batch 2: 1 valid pixel, off by 3
+    g1, p1 = torch.tensor([[[1.0, 2.0], [3.0, 0.0]]]), torch.tensor([[[2.0, 3.0], [4.0, 9.0]]])
+    g2, p2 = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]]), torch.tensor([[[5.0, 1.0], [1.0, 1.0]]])
+    batch = DepthMetrics(per_batch=True)
+    pooled = DepthMetrics()
+    for p, g in ((p1, g1), (p2, g2)):
+        batch.update(p, g)
+        pooled.update(p, g)
+    assert float(batch.compute()["abs_err"]) == pytest.approx((1.0 + 3.0) / 2)
+    assert float(pooled.compute()["abs_err"]) == pytest.approx((3 * 1.0 + 3.0) / 4)
+    assert float(batch.compute()["rmse"]) == pytest.approx((1.0 + 3.0) / 2)
+    with pytest.raises(ValueError, match="exclude"):
+        DepthMetrics(per_batch=True, per_image=True)

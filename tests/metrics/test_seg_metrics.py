@@ -74,3 +74,22 @@ def test_segmentation_empty_is_nan() -> None:
     metric = SegmentationMetrics(2, absent_policy="zero")
     metric.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 255))
     assert math.isnan(metric.compute()["miou"]) and math.isnan(metric.compute()["pixel_acc"])
+
+
+def test_absent_policy_propagate_gives_nan_like_mtan_and_libmtl() -> None:
+    # class 2 never occurs: plain mean over classes is NaN (mtan / LibMTL), nanmean skips it
+    target = torch.tensor([[[0, 0], [1, 1]]])
+    preds = torch.tensor([[[0, 1], [1, 1]]])
+    values = {}
+    for policy in ("nan", "zero", "propagate"):
+        metric = SegmentationMetrics(3, absent_policy=policy)
+        metric.update(preds, target)
+        values[policy] = metric.compute()
+    # IoU class 0 = 1/2, class 1 = 2/3
+    assert float(values["nan"]["miou"]) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert float(values["zero"]["miou"]) == pytest.approx((1 / 2 + 2 / 3) / 3)
+    assert math.isnan(float(values["propagate"]["miou"]))
+    assert float(values["propagate"]["pixel_acc"]) == pytest.approx(3 / 4)
+    full = SegmentationMetrics(2, absent_policy="propagate")
+    full.update(preds, target)
+    assert float(full.compute()["miou"]) == pytest.approx((1 / 2 + 2 / 3) / 2)

@@ -201,3 +201,118 @@ def test_configs_build_the_exact_model(config: str, classes: int, total: int) ->
     module = DenseMTLModule(**spec, num_classes=classes)
     assert _count(module.net) == total
     assert _count(module.weighting) == 2
+
+
+def test_validation_transfer_terms_use_eval_mode_batchnorm() -> None:
+    """``evaluation_terms`` runs the transfer nets in eval mode (BN running statistics, none
+    updated), as the authors' validation; ``return_transfer`` returns the same outputs."""
+    from densemtl.losses.compose import LossComposer
+    from densemtl.training.module import DenseMTLModule
+
+    torch.manual_seed(0)
+    options = {"backbone": "resnet18", "decoder_channels": 16, "batch_norm_ttnet": True}
+    module = DenseMTLModule(
+        model="xtasc_net", num_classes=5, model_options=options, losses={"depth": "xtasc_depth"}
+    )
+    net = module.net
+    bns = [m for m in net.transfer.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():  # statistics far from a batch's, so train and eval modes differ
+        for bn in bns:
+            bn.running_mean.uniform_(-1.0, 1.0)
+            bn.running_var.uniform_(2.0, 3.0)
+    stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in bns]
+    batch = _batch()
+    module.eval()
+    with torch.no_grad():
+        outputs = module.predict_tasks(batch["image"])
+        terms = module.evaluation_terms(outputs, batch)
+    assert all(
+        torch.equal(bn.running_mean, m) and torch.equal(bn.running_var, v) for bn, (m, v) in zip(bns, stats)
+    )
+    # the same terms from a forward with every BN in eval mode, computed outside the module
+    with torch.no_grad():
+        feats = net.encoder.forward_features((batch["image"] - net.pixel_mean) / net.pixel_std)
+        seg, depth = net.decoders["semseg"](feats), net.decoders["depth"](feats)
+        expected = {"depth:transfer": net.transfer["s2d"](seg), "semseg:transfer": net.transfer["d2s"](depth)}
+        composer = LossComposer(
+            ["semseg", "depth"],
+            {"semseg": "cross_entropy", "depth": "xtasc_depth"},
+            net.auxiliary_terms(),
+            {},
+        )
+        ref = composer.auxiliary_terms({"semseg": seg, "depth": depth, **expected}, batch)
+    for name in expected:
+        assert torch.allclose(terms[name], ref[name], atol=1e-6)
+    # train-mode BN would give other values
+    import copy
+
+    with torch.no_grad():
+        train_out = copy.deepcopy(net).train()(batch["image"])
+    assert not torch.allclose(train_out["depth:transfer"], expected["depth:transfer"], atol=1e-3)
+    # return_transfer: eval-mode forward returns the transfer outputs (the authors' plots)
+    assert set(outputs) == {"semseg", "depth"}
+    net.return_transfer = True
+    with torch.no_grad():
+        out = net(batch["image"])
+    assert set(out) == {"semseg", "depth", "semseg:transfer", "depth:transfer"}
+    assert torch.allclose(out["depth:transfer"], expected["depth:transfer"], atol=1e-6)
+    assert all(torch.equal(bn.running_mean, m) for bn, (m, _) in zip(bns, stats))
+
+
+def test_return_transfer_model_option() -> None:
+    model = build_model(
+        "xtasc_net",
+        tasks={"semseg": 5, "depth": 1},
+        backbone="resnet18",
+        decoder_channels=16,
+        return_transfer=True,
+    ).eval()
+    with torch.no_grad():
+        assert "semseg:transfer" in model(torch.rand(1, 3, 32, 32))
+
+
+def test_disparity_task_keys_terms_groups_and_state_dict() -> None:
+    from densemtl.training.module import DenseMTLModule
+
+    torch.manual_seed(0)
+    depth_model = build_model(
+        "xtasc_net", tasks={"semseg": 5, "depth": 1}, backbone="resnet18", decoder_channels=16
+    )
+    torch.manual_seed(0)
+    disp_model = build_model(
+        "xtasc_net", tasks={"semseg": 5, "disparity": 1}, backbone="resnet18", decoder_channels=16
+    )
+    a, b = depth_model.state_dict(), disp_model.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert set(disp_model.auxiliary_terms()) == {"disparity:transfer", "semseg:transfer"}
+    image = torch.rand(2, 3, 32, 64)
+    disp_model.train()
+    out = disp_model(image)
+    assert set(out) == {"semseg", "disparity", "semseg:transfer", "disparity:transfer"}
+    # unconstrained head (identity), as the depth variant
+    depth_model.train()
+    ref = depth_model(image)
+    assert torch.equal(out["disparity"], ref["depth"]) and torch.equal(
+        out["disparity:transfer"], ref["depth:transfer"]
+    )
+    with pytest.raises(ValueError, match="disparity"):
+        build_model("xtasc_net", tasks={"semseg": 5, "normals": 3}, backbone="resnet18")
+
+    module = DenseMTLModule(
+        model="xtasc_net",
+        tasks=["semseg", "disparity"],
+        num_classes=5,
+        model_options={"backbone": "resnet18", "decoder_channels": 16},
+        weighting="xtasc_groups",
+        weighting_options={"lambda1": 0.1, "lambda2": 0.2, "uncertainty": False},
+    )
+    batch = _batch()
+    batch["disparity"] = batch.pop("depth")
+    terms = module.compute_losses(module(batch["image"]), batch)
+    assert set(terms) == {"semseg", "disparity", "semseg:transfer", "disparity:transfer"}
+    expected = 0.9 * terms["semseg"] + 0.1 * terms["disparity:transfer"]
+    expected = expected + 0.8 * terms["disparity"] + 0.2 * terms["semseg:transfer"]
+    assert torch.allclose(module.weighting(terms), expected)
+    assert module.weighting.weights() == pytest.approx(
+        {"semseg": 0.9, "disparity:transfer": 0.1, "disparity": 0.8, "semseg:transfer": 0.2}
+    )

@@ -1,7 +1,7 @@
 """Resuming ``densemtl fit --ckpt_path last`` after SIGKILL ends where an uninterrupted run ends.
 
 Fault injection (``resume_helpers.KillAt``): a run is killed mid-epoch, halfway through writing
-a checkpoint, and right after an epoch-boundary checkpoint; each time it is resumed with
+``last.ckpt``, and right after an epoch-boundary checkpoint; each time it is resumed with
 ``--ckpt_path last``. With ``deterministic: true`` on CPU the final weights must equal the
 uninterrupted run's (to 1e-6), and the step count must be the requested one.
 """
@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.data import RandomSampler
 
@@ -48,8 +49,6 @@ def _fit(args: list[str], kill: str = "") -> int:
         [sys.executable, "-m", "densemtl.cli", *args], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode in (0, -9), done.stderr[-3000:]
-    if os.environ.get("DENSEMTL_TEST_DEBUG"):
-        print(kill, done.returncode, done.stderr[-1500:], sorted(os.listdir(args[args.index("--trainer.default_root_dir") + 1])))
     return done.returncode
 
 
@@ -75,22 +74,41 @@ def test_sampler_draws_the_shuffle_loader_order() -> None:
     assert torch.equal(torch.get_rng_state(), before) and sampler.seed == seed
 
 
-def test_killed_three_times_and_resumed_equals_uninterrupted(tiny_dataset: Path, tmp_path: Path) -> None:
+def _assert_same_weights(whole: Path, resumed: Path) -> None:
+    whole_step, expected = _state(whole)
+    resumed_step, actual = _state(resumed)
+    assert whole_step == resumed_step == MAX_STEPS
+    assert expected.keys() == actual.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(actual[key], value, rtol=0, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow  # four `densemtl fit` processes
+def test_killed_mid_epoch_and_mid_write_then_resumed_equals_uninterrupted(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
     # tiny_dataset: 8 training images, batch 4 -> 2 steps per epoch; checkpoints at steps 3 and 6
     args = _fit_args(tiny_dataset, tmp_path)
     assert _fit([*args, "--name", "whole"]) == 0
     part = [*args, "--name", "killed"]
     assert _fit(part, "step:5") == -9  # mid-epoch, two steps after the step-3 checkpoint
-    assert _fit([*part, "--ckpt_path", "last"], "save:6") == -9  # halfway through writing step 6
+    assert _fit([*part, "--ckpt_path", "last"], "save:6") == -9  # halfway through writing last.ckpt
     checkpoints = tmp_path / "killed" / "checkpoints"
     assert list(checkpoints.glob(".last.ckpt.*.tmp")) and _state(checkpoints / "last.ckpt")[0] == 3
-    assert _fit([*part, "--ckpt_path", "last"], "step:7") == -9  # after the epoch-end step-6 checkpoint
-    assert _state(checkpoints / "last.ckpt")[0] == 6
     assert _fit([*part, "--ckpt_path", "last"]) == 0
     assert not list(checkpoints.glob("*.tmp"))  # the killed save's leftover was removed
-    whole_step, whole = _state(tmp_path / "whole" / "checkpoints" / "last.ckpt")
-    resumed_step, resumed = _state(checkpoints / "last.ckpt")
-    assert whole_step == resumed_step == MAX_STEPS
-    assert whole.keys() == resumed.keys()
-    for key, value in whole.items():
-        torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
+    _assert_same_weights(tmp_path / "whole" / "checkpoints" / "last.ckpt", checkpoints / "last.ckpt")
+
+
+@pytest.mark.slow  # three `densemtl fit` processes
+def test_killed_after_an_epoch_end_checkpoint_then_resumed_equals_uninterrupted(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    args = _fit_args(tiny_dataset, tmp_path)
+    assert _fit([*args, "--name", "whole"]) == 0
+    part = [*args, "--name", "killed"]
+    assert _fit(part, "step:7") == -9  # the step-6 checkpoint closes epoch 3
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    assert _state(checkpoints / "last.ckpt")[0] == 6
+    assert _fit([*part, "--ckpt_path", "last"]) == 0
+    _assert_same_weights(tmp_path / "whole" / "checkpoints" / "last.ckpt", checkpoints / "last.ckpt")

@@ -312,3 +312,136 @@ def test_class_counts_use_labelled_images_only(tiny_dataset: Path) -> None:
         torch.bincount(train[i]["semseg"].flatten(), minlength=4).double() for i in range(len(train))
     )
     assert not torch.equal(expected, everything)  # the unlabelled images' labels would change them
+
+
+# --- diagnosis: properties of the semi-supervised loss, AffineMix, the teacher ---
+def _tiny_semi(**kwargs) -> SemiSupervisedModule:
+    torch.manual_seed(0)
+    options = {"model": "hard_sharing", "num_classes": 3, "log_images": 0}
+    options["model_options"] = {"backbone": "resnet18", "decoder_channels": 8}
+    return SemiSupervisedModule(**{**options, **kwargs})
+
+
+def _batch(n: int = 2, seed: int = 0) -> dict:
+    return collate(_samples(n, seed=seed))
+
+
+def test_unlabelled_seg_loss_is_a_mean_over_the_kept_pixels() -> None:
+    import torch.nn.functional as F
+
+    module = _tiny_semi(confidence=0.4, use_affinemix=False, use_coloraug=False)
+    unlabelled = _batch(seed=1)
+    terms = module.unsupervised_losses(_batch(), unlabelled)
+    with torch.no_grad():
+        probs = torch.softmax(module.teacher.eval()(unlabelled["image"])["semseg"], 1)
+        out = module.net(unlabelled["image"])["semseg"]
+    confidence, labels = probs.max(1)
+    kept = confidence >= 0.4
+    assert kept.any() and (~kept).any()
+    log_p = F.log_softmax(out, 1).gather(1, labels[:, None])[:, 0]
+    per_kept = -(log_p[kept]).sum() / kept.sum()
+    assert torch.allclose(terms["semseg:unlabelled"].detach(), per_kept, atol=1e-5)
+    assert not torch.allclose(per_kept, -(log_p * kept).sum() / kept.numel(), atol=1e-3)
+
+
+@pytest.mark.parametrize("rampup_steps", [0, 10])
+def test_labelled_terms_keep_their_full_weight(rampup_steps: int) -> None:
+    module = _tiny_semi(confidence=0.0, unsup_weight=2.0, coloraug_weight=0.5, rampup_steps=rampup_steps)
+    logged = {}
+    module.log_training_terms = lambda total, terms, size: logged.update(total=total, terms=terms)
+    labelled, unlabelled = _batch(), _batch(seed=1)
+    torch.manual_seed(5)
+    module.training_step({"labelled": labelled, "unlabelled": unlabelled}, 0)
+    terms = logged["terms"]
+    supervised = module.compute_losses(module.net(labelled["image"]), labelled)
+    for task in ("semseg", "depth"):
+        assert torch.allclose(terms[task], supervised[task], atol=1e-6)
+    # fixed weighting (1, 1): the labelled terms count once, whatever the ramp; the others are ramped
+    expected = terms["semseg"] + terms["depth"]
+    if rampup_steps == 0:
+        extra = [k for k in terms if ":" in k]
+        assert set(extra) == {"semseg:unlabelled", "depth:unlabelled", "depth:coloraug"}
+        assert all(float(terms[k].detach()) > 0 for k in extra)
+        expected = expected + sum(terms[k] for k in extra)
+    else:  # step 0 of a 10-step ramp: the unlabelled terms weigh 0
+        assert all(float(terms[k].detach()) == 0 for k in terms if ":" in k)
+    assert torch.allclose(logged["total"], expected, atol=1e-6)
+
+
+def test_affinemix_labels_are_those_of_the_mixed_image() -> None:
+    """Labels that are a function of the pixels (one colour per class) stay that function of the
+    mixed image: exactly with nearest image sampling, up to the class borders with bilinear."""
+    from densemtl.training.augment import AffineMix
+
+    palette = torch.tensor(
+        [[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9], [0.9, 0.9, 0.1], [0.1, 0.9, 0.9]]
+    )
+
+    def scene(seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        labels = torch.randint(0, 5, (4, 8, 8), generator=g).repeat_interleave(8, 1).repeat_interleave(8, 2)
+        return {
+            "image": palette[labels].permute(0, 3, 1, 2).contiguous(),
+            "semseg": labels,
+            "depth": 1.0 + labels[:, None].float(),
+        }
+
+    for mode, tolerance in (("nearest", 0.0), ("bilinear", 0.005)):
+        mix = AffineMix(image_mode=mode)
+        wrong = total = 0
+        for seed in range(10):
+            out, mask = mix(
+                scene(2 * seed), scene(2 * seed + 1), generator=torch.Generator().manual_seed(seed)
+            )
+            assert mask.any() and (~mask).any()
+            decoded = ((out["image"][:, None] - palette[None, :, :, None, None]) ** 2).sum(2).argmin(1)
+            valid = out["semseg"] != IGNORE_INDEX
+            wrong += int(((decoded != out["semseg"]) & valid).sum())
+            total += int(valid.sum())
+            # the pasted depth is the pasted class's depth, zoomed: 1 + label over s (nearest)
+        assert wrong / total <= tolerance, mode
+
+
+def test_ema_keeps_constant_buffers_and_averages_bn_statistics() -> None:
+    from densemtl.models import build_model
+
+    torch.manual_seed(0)
+    student = build_model(
+        "hard_sharing", tasks={"semseg": 3, "depth": 1}, backbone="resnet18", decoder_channels=8
+    )
+    teacher = copy.deepcopy(student)
+    bn = next(m for m in student.modules() if isinstance(m, nn.BatchNorm2d))
+    t_bn = next(m for m in teacher.modules() if isinstance(m, nn.BatchNorm2d))
+    with torch.no_grad():
+        bn.running_var.fill_(3.0)
+    before = t_bn.running_var.clone()
+    ema_update(teacher, student, 0.9)
+    assert torch.allclose(t_bn.running_var, 0.9 * before + 0.1 * 3.0)
+    for step in range(1, 2001):
+        ema_update(teacher, student, min(0.99, (1 + step) / (10 + step)))
+    # input normalisation constants are equal in both: they stay bit-identical
+    assert torch.equal(teacher.pixel_mean, student.pixel_mean)
+    assert torch.equal(teacher.pixel_std, student.pixel_std)
+
+
+def test_evaluation_uses_the_teacher_with_its_auxiliary_terms() -> None:
+    module = _tiny_semi(
+        model="xtasc_net",
+        model_options={"backbone": "resnet18", "decoder_channels": 8},
+        losses={"depth": "xtasc_depth"},
+    )
+    with torch.no_grad():
+        for p in module.teacher.parameters():
+            p.mul_(0.5)
+    batch = _batch()
+    module.eval()
+    with torch.no_grad():
+        outputs = module.predict_tasks(batch["image"])
+        assert torch.equal(outputs["semseg"], module.teacher(batch["image"])["semseg"])
+        assert not torch.equal(outputs["semseg"], module.net(batch["image"])["semseg"])
+        terms = module.evaluation_terms(outputs, batch)
+    assert set(terms) == {"semseg", "depth", "depth:transfer", "semseg:transfer"}
+    with torch.no_grad(), module.teacher.auxiliary_outputs():
+        teacher_out = module.teacher(batch["image"])
+        expected = module.losses.auxiliary_terms(teacher_out, batch)
+    assert torch.allclose(terms["depth:transfer"], expected["depth:transfer"])

@@ -157,7 +157,9 @@ def test_surrogate_applies_the_weights_to_the_shared_parameters_only(name: str) 
     weighting = build_weighting(name, TASKS, level="parameters").train()
     losses = toy.losses(x)
     total = weighting(losses, shared)
-    assert float(total.detach()) == pytest.approx(float(sum(losses.values()).detach()))  # the surrogate adds 0
+    assert float(total.detach()) == pytest.approx(
+        float(sum(losses.values()).detach())
+    )  # the surrogate adds 0
     total.backward()
     w = torch.tensor(list(weighting.weights().values()))
     expected = w @ grads

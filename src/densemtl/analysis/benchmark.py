@@ -201,7 +201,9 @@ def _exported_path(
     stem = base + ("_labels" if labels else "")
     path = tmp / f"{stem}.onnx"
     outputs = deploy_outputs(list(model.tasks)) if labels else None
-    export_onnx(_clone(model), path, tuple(x.shape[-2:]), outputs=outputs, rewrite=base != "onnxruntime_plain")
+    export_onnx(
+        _clone(model), path, tuple(x.shape[-2:]), outputs=outputs, rewrite=base != "onnxruntime_plain"
+    )
     feed = {"image": x.numpy()}
     if base.startswith("onnxruntime"):
         if base == "onnxruntime_int8":

@@ -10,8 +10,10 @@ Ground truth is read with :class:`densemtl.data.datasets.folder.FolderDataset` (
 read). A prediction whose size differs from its ground truth is resized to the ground-truth size:
 semantic ids with nearest neighbour (``nearest-exact``, pixel centres), depth and normals
 bilinearly (``align_corners=False``; normals are re-normalised by the metric). The metrics and
-their conventions are those of :mod:`densemtl.metrics` (docs/metrics.md); the JSON written holds
-the flat metric dict, the per-class IoU keyed by class name and the number of images per task.
+their conventions are those of :mod:`densemtl.metrics` (docs/metrics.md), or, with
+``convention``, every choice of one peer's evaluation code at once (:data:`CONVENTIONS`); the
+JSON written holds the flat metric dict, the per-class IoU keyed by class name and the number of
+images per task.
 
 Example::
 
@@ -32,10 +34,21 @@ import torch.nn.functional as F
 from densemtl.data import io
 from densemtl.data.datasets.folder import DEPTH_PNG_SCALE, LABEL_DIRS, FolderDataset
 from densemtl.data.sample import TASKS
-from densemtl.errors import DataError
+from densemtl.errors import ConfigError, DataError
 from densemtl.metrics import METRIC_TASK, MultiTaskMetrics, SegmentationMetrics, delta_mtl
 
-__all__ = ["add_delta_mtl", "evaluate", "print_report", "read_prediction"]
+__all__ = ["CONVENTIONS", "add_delta_mtl", "evaluate", "print_report", "read_prediction"]
+
+#: A peer's metric choices (docs/metrics.md "Reproducing a peer's numbers"; the peers' code as
+#: read in the project's peer survey): ``absent_policy`` of mIoU, the depth ``clamp`` of
+#: non-positive predictions, and ``depth_batch_size`` for a mean of per-batch depth means (mtan
+#: evaluates in batches of 2, in dataset order) instead of pixel pooling.
+CONVENTIONS: dict[str, dict[str, Any]] = {
+    "mtl_pytorch": {"absent_policy": "zero", "clamp": "all", "depth_batch_size": None},
+    "libmtl": {"absent_policy": "propagate", "clamp": "logs", "depth_batch_size": None},
+    "mtan": {"absent_policy": "propagate", "clamp": "logs", "depth_batch_size": 2},
+    "densetorch": {"absent_policy": "nan", "clamp": "abs", "depth_batch_size": None},
+}
 
 #: task -> prediction file suffixes, in order of preference.
 PRED_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -124,8 +137,13 @@ def evaluate(
     min_depth: float | None = None,
     max_depth: float | None = None,
     eigen_crop: bool = False,
+    convention: str | None = None,
 ) -> dict[str, Any]:
     """Score a predictions folder against a folder dataset; returns the JSON-ready report.
+
+    ``convention`` (``mtl_pytorch``, ``libmtl``, ``mtan``, ``densetorch``) sets that peer's
+    ``absent_policy``, depth clamp and depth averaging at once; it excludes ``per_image`` and a
+    non-default ``absent_policy``.
 
     Every sample of ``split`` that has a ground-truth label for a task needs a prediction file
     for it; samples without that label are skipped for that task (asymmetric annotations).
@@ -133,13 +151,17 @@ def evaluate(
     ...}`` with NaN values written as ``None``.
 
     Raises:
-        DataError: a missing folder or prediction file, an unreadable file, or predicted class ids
-            outside the dataset's classes.
+        DataError: a missing folder or prediction file, an unreadable file (negative or NaN depth
+            included), or predicted class ids outside the dataset's classes.
+        ConfigError: an unknown ``convention``, or one combined with an option it sets.
     """
+    peer = _convention(convention, absent_policy, per_image)
+    absent_policy = peer["absent_policy"]
     predictions, dataset_root = Path(predictions), Path(dataset_root)
     tasks = _select_tasks(predictions, dataset_root, tasks)
     dataset = FolderDataset(dataset_root, split=split, tasks=tasks, use_pseudo=False)
     channels = {"semseg": dataset.num_classes, "depth": 1, "normals": 3}
+    batch_size = peer["depth_batch_size"]
     options = {
         "semseg": {"absent_policy": absent_policy},
         "depth": {
@@ -147,10 +169,13 @@ def evaluate(
             "max_depth": max_depth,
             "eigen_crop": eigen_crop,
             "per_image": per_image,
+            "clamp": peer["clamp"],
+            "per_batch": batch_size is not None,
         },
     }
     metrics = MultiTaskMetrics({t: channels[t] for t in tasks}, options)
     counts = dict.fromkeys(tasks, 0)
+    pending: list[tuple[torch.Tensor, torch.Tensor, str]] = []  # depth of an unfinished batch
     for index in range(len(dataset)):
         sample = dataset[index]
         sample_id = sample["meta"]["id"]
@@ -159,11 +184,19 @@ def evaluate(
             if task not in sample:  # no ground truth for this task (pseudo-labels are not loaded)
                 continue
             pred = read_prediction(predictions, task, sample_id, size)
+            counts[task] += 1
+            if task == "depth" and batch_size is not None:
+                pending.append((pred, sample[task], sample_id))
+                if len(pending) == batch_size:
+                    _update_batch(metrics, predictions, pending)
+                    pending = []
+                continue
             try:
                 metrics.metrics[task].update(pred[None], sample[task][None])
             except ValueError as exc:  # e.g. predicted class ids outside the dataset's classes
                 raise DataError(prediction_path(predictions, task, sample_id), str(exc)) from None
-            counts[task] += 1
+    if pending:  # the last, smaller batch counts as much as the others (mtan's mean of batch means)
+        _update_batch(metrics, predictions, pending)
     values = metrics.compute()
     report: dict[str, Any] = {
         "metrics": {name: _json_float(value) for name, value in values.items()},
@@ -177,6 +210,7 @@ def evaluate(
             "min_depth": min_depth,
             "max_depth": max_depth,
             "eigen_crop": eigen_crop,
+            "convention": convention,
         },
     }
     if "semseg" in tasks:
@@ -185,6 +219,36 @@ def evaluate(
         iou = seg.compute_per_class().tolist()
         report["per_class_iou"] = {name: _json_float(v) for name, v in zip(dataset.class_names, iou)}
     return report
+
+
+def _convention(name: str | None, absent_policy: str, per_image: bool) -> dict[str, Any]:
+    """The metric choices of ``name`` (or the given options when None), checked against them."""
+    if name is None:
+        return {"absent_policy": absent_policy, "clamp": "logs", "depth_batch_size": None}
+    if name not in CONVENTIONS:
+        raise ConfigError(f"--convention: unknown {name!r}; use one of {', '.join(CONVENTIONS)}")
+    peer = CONVENTIONS[name]
+    if per_image:
+        raise ConfigError(f"--per-image conflicts with --convention {name} (which sets the depth averaging)")
+    if absent_policy not in ("nan", peer["absent_policy"]):
+        raise ConfigError(
+            f"--absent-policy {absent_policy} conflicts with --convention {name} (absent policy {peer['absent_policy']})"
+        )
+    return peer
+
+
+def _update_batch(
+    metrics: MultiTaskMetrics, predictions: Path, batch: list[tuple[torch.Tensor, torch.Tensor, str]]
+) -> None:
+    """One depth update for a batch of samples (for a mean of per-batch means)."""
+    sizes = {tuple(target.shape[-2:]) for _, target, _ in batch}
+    if len(sizes) > 1:
+        raise DataError(
+            prediction_path(predictions, "depth", batch[-1][2]),
+            f"per-batch depth averaging needs one ground-truth size per batch, got {sorted(sizes)}",
+        )
+    preds = torch.stack([pred for pred, _, _ in batch])
+    metrics.metrics["depth"].update(preds, torch.stack([target for _, target, _ in batch]))
 
 
 def _json_float(value: float) -> float | None:

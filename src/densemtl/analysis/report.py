@@ -24,6 +24,7 @@ import hashlib
 import html
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,12 +331,14 @@ def _markdown(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
 
 
+def _html_text(text: str) -> str:
+    """Escaped ``text`` with its Markdown `code` spans as <code>."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+
 def _html_table(head: list[str], body: list[list[str]]) -> str:
     def cell(text: str, tag: str) -> str:
-        text = html.escape(text)
-        if text.startswith("`"):
-            text = "<code>" + text.strip("`").replace("`", "") + "</code>"
-        return f"<{tag}>{text}</{tag}>"
+        return f"<{tag}>{_html_text(text)}</{tag}>"
 
     lines = ["<table>", "<tr>" + "".join(cell(h, "th") for h in head) + "</tr>"]
     lines += ["<tr>" + "".join(cell(c, "td") for c in cells) + "</tr>" for cells in body]
@@ -411,7 +414,7 @@ def plot_per_class(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
 
     names = list(rows[0]["per_class_iou"])
     width = 0.8 / len(rows)
-    fig, ax = plt.subplots(figsize=(min(24.0, 3 + 0.3 * len(names) * max(1.0, len(rows) / 3)), 4.2))
+    fig, ax = plt.subplots(figsize=(min(24.0, max(8.0, 3 + 0.3 * len(names) * max(1.0, len(rows) / 3))), 4.2))
     for k, r in enumerate(rows):
         pairs = [r["per_class_iou"].get(n, (math.nan, math.nan)) for n in names]
         means = [p[0] for p in pairs]
@@ -420,10 +423,12 @@ def plot_per_class(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("test IoU")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, ncol=min(4, len(rows)))
+    ax.legend(
+        fontsize=8, ncol=min(4, len(rows)), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False
+    )
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -491,7 +496,7 @@ def write_report(
         "<!DOCTYPE html>",
         f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{style}</style></head><body>',
         f"<h1>{html.escape(title)}</h1>",
-        *(f"<p>{html.escape(line)}</p>" for line in [*preamble, *lines]),
+        *(f"<p>{_html_text(line)}</p>" for line in [*preamble, *lines]),
         _html_table(*main_table),
     ]
     if tests[1]:

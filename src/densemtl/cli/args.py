@@ -53,6 +53,8 @@ def normalize_options(parser: argparse.ArgumentParser, command: str = "") -> Non
         if not longs:
             continue
         canonical = renames.get(longs[0], "--" + longs[0][2:].replace("-", "_"))
+        if parser._option_string_actions.get(canonical, action) is not action:
+            canonical = "--" + longs[0][2:].replace("-", "_")  # the one spelling is another option's
         shorts = [o for o in action.option_strings if not o.startswith("--")]
         for alias in action.option_strings:
             parser._option_string_actions.setdefault(alias, action)

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--outputs",
         default=None,
         help="ONNX / OpenVINO: comma-separated graph outputs: labels (semseg label map, uint8), logits "
-        "(semseg logits), depth, normals (default: labels and every other task)",
+        "(semseg logits), depth, normals (default: labels and every other task for --ckpt; "
+        "logits and every other task for --model)",
     )
     parser.add_argument(
         "--no-flip",
@@ -52,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="ONNX / OpenVINO: also write <out stem>_int8.onnx (ONNX Runtime's quantiser) or "
-        "<out stem>_int8.xml (NNCF), statically quantised on --calibration-images",
+        help="ONNX / OpenVINO: also write <output stem>_int8.onnx (ONNX Runtime's quantiser) or "
+        "<output stem>_int8.xml (NNCF), statically quantised on --calibration_images",
     )
     parser.add_argument(
         "--calibration-images",
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(model.tasks)})"
         )
         return 0
-    outputs = deploy_outputs(list(model.tasks), args.outputs)
+    # a checkpoint is exported for deployment (label map); a fresh --model keeps every task's raw output
+    default = None if args.ckpt else ",".join("logits" if t == "semseg" else t for t in model.tasks)
+    outputs = deploy_outputs(list(model.tasks), args.outputs or default)
     flip = checkpoint_flip(args.ckpt) and not args.no_flip
     graph = {"outputs": outputs, "flip": flip}
     if args.format == "openvino":
@@ -102,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         f"test-time flip {'inside the graph' if flip else 'off'})"
     )
     if not args.no_check:
-        print(f"{runtime} vs PyTorch ({_legend(names)}): " + _diffs(_parity(args, model, args.out, size, graph)))
+        print(
+            f"{runtime} vs PyTorch ({_legend(names)}): " + _diffs(_parity(args, model, args.out, size, graph))
+        )
     if args.int8:
         images = calibration_images(args.calibration_images, size, args.calibration_count)
         if args.format == "openvino":

@@ -15,9 +15,13 @@ Lightning's ``lightning_logs/version_N`` folders.
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from lightning.pytorch.callbacks import ProgressBar
 
 from densemtl.errors import ConfigError, DenseMTLError
 
@@ -27,6 +31,42 @@ SEMI_COMMAND = "semi"
 DEFAULT_RUN_NAME = "default"
 # ckpt_path keywords Lightning resolves itself (anything else must be a readable file)
 CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+
+
+class LineProgressBar(ProgressBar):
+    """Progress for logs and pipes (stderr is not a terminal): one line every ``log_every_n_steps``
+    optimiser steps with ``step N/max_steps``, the step rate and the progress-bar metrics,
+    instead of tqdm's carriage-return frames (which read ``Epoch 39/-2 ... 0.00it/s`` in a file).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enabled = True
+        self._start = (0.0, 0)
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._start = (time.perf_counter(), trainer.global_step)
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
+        step, every = trainer.global_step, max(int(trainer.log_every_n_steps), 1)
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        if not self._enabled or not trainer.is_global_zero or (step % every and step != total):
+            return
+        elapsed, first = time.perf_counter() - self._start[0], self._start[1]
+        rate = (step - first) / elapsed if elapsed > 0 else 0.0
+        text = f"step {step}/{total if total is not None else '?'}  {rate:.2f} steps/s"
+        if total is not None and rate > 0:
+            text += f"  eta {(total - step) / rate / 60:.1f} min"
+        for key, value in self.get_metrics(trainer, pl_module).items():
+            if key != "v_num":
+                text += f"  {key} {value:.4g}" if isinstance(value, float) else f"  {key} {value}"
+        print(text, file=sys.stderr, flush=True)
 
 
 def build_cli(argv: Sequence[str] | None, run: bool = True, semi: bool = False) -> Any:
@@ -81,10 +121,14 @@ def build_cli(argv: Sequence[str] | None, run: bool = True, semi: bool = False) 
                         "version": "",
                     },
                 }
-            if config.trainer.get("enable_checkpointing") is False:
-                self.trainer_defaults["callbacks"] = [
-                    c for c in self.trainer_defaults["callbacks"] if not isinstance(c, RunCheckpoint)
-                ]
+            for option, kind in (
+                ("enable_checkpointing", RunCheckpoint),
+                ("enable_progress_bar", ProgressBar),
+            ):
+                if config.trainer.get(option) is False:  # the Trainer refuses such a callback then
+                    self.trainer_defaults["callbacks"] = [
+                        c for c in self.trainer_defaults["callbacks"] if not isinstance(c, kind)
+                    ]
 
         def instantiate_classes(self) -> None:
             try:
@@ -122,6 +166,7 @@ def build_cli(argv: Sequence[str] | None, run: bool = True, semi: bool = False) 
             "callbacks": [
                 RunCheckpoint(filename="best", monitor="val/loss", mode="min", save_last=True, save_top_k=1),
                 LearningRateMonitor(logging_interval="step"),
+                *([] if sys.stderr.isatty() else [LineProgressBar()]),
             ],
             "plugins": [AtomicCheckpointIO()],
         },

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="run this exported file (densemtl export, fp32 or --int8: .onnx, or an OpenVINO .xml IR) "
-        "on CPU instead of the checkpoint's network; --ckpt still gives classes and palette",
+        "on CPU instead of the checkpoint's network; --ckpt_path still gives classes and palette",
     )
     parser.add_argument(
         "--backend",
@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--intrinsics",
         default=None,
         metavar="FX,FY,CX,CY",
-        help="pinhole intrinsics at the input image size for --pointcloud "
-        "(default fx = fy = width, principal point at the centre)",
+        help="pinhole intrinsics at the input image size for --pointcloud (default: the training "
+        "data's intrinsics.json scaled to each image, else fx = fy = width, centred principal point)",
     )
     parser.add_argument(
         "--stride",
@@ -105,4 +105,6 @@ def run(args: argparse.Namespace) -> int:
         f"model {timing['model_fps']} frames/s, end-to-end {timing['end_to_end_fps']} frames/s "
         "(incl. decode and writes)" + (f"; panels video {args.output_video}" if args.output_video else "")
     )
+    if args.pointcloud:
+        print(f"point clouds: intrinsics from {timing['intrinsics']}")
     return 0

@@ -81,6 +81,7 @@ class SplitReport:
     class_pixels: np.ndarray | None = None
     ignore_pixels: int = 0
     labelled: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)  # samples without a label, per task
     depth_min: float = math.inf
     depth_max: float = 0.0
     depth_sum: float = 0.0
@@ -212,6 +213,16 @@ def check_dataset(
         )
         for stats in loader:
             _accumulate(report, stats, num_classes)
+        checked = min(report.num_samples, limit) if limit else report.num_samples
+        checked -= len(report.errors)
+        for task in getattr(dataset, "tasks", ()):
+            lacking = checked - report.labelled.get(task, 0)
+            if lacking > 0:
+                report.missing[task] = lacking
+                report.warnings.append(
+                    f"{split}: {lacking} of {checked} samples lack a {task} label "
+                    f"(no file in {task}'s folder): they train and score without {task}"
+                )
         if report.class_pixels is not None:
             unseen = [dataset.class_names[i] for i in np.flatnonzero(report.class_pixels == 0)]
             if unseen:

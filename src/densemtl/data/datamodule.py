@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from densemtl.data.datasets import build_dataset
 from densemtl.data.sample import IGNORE_INDEX, collate
-from densemtl.data.transforms import Compose, Resize, build_transforms
+from densemtl.data.transforms import IMAGE_INTERPOLATIONS, Compose, Resize, build_transforms
 from densemtl.errors import ConfigError
 
 DEFAULT_SYNTHETIC = {"num_images": 1200, "height": 240, "width": 320, "seed": 0}
@@ -120,6 +120,8 @@ class ResumableDataLoader(DataLoader):
     fetches one batch ahead, and that batch's augmentation has already drawn random numbers):
     the state keeps the random state from before that prefetched batch and the one at save
     time; a resumed loader re-makes the batch under the first, then continues from the second.
+    Hand-written: torchdata's ``StatefulDataLoader`` is not a dependency, and it restores the
+    sampler but not the global random state the augmentations draw from.
     """
 
     def __init__(self, *args: Any, consumed: Callable[[], int | None] | None = None, **kwargs: Any) -> None:
@@ -151,13 +153,20 @@ class ResumableDataLoader(DataLoader):
         self._pending = dict(state)
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        state, self._pending = self._pending, None
+        state = self._pending
         mid_epoch = (
             state is not None
             and state["seed"] is not None
             and state["consumed"] < len(self)
             and state["batch_size"] == self.batch_size
         )
+        position = self._consumed() if self._consumed is not None else None
+        if state is not None and not mid_epoch and position is not None and position >= len(self):
+            # saved at an epoch's end: Lightning first drains that (finished) epoch, then asks
+            # for the next one, whose seed must come from the saved random state
+            self._fetched = 0
+            return iter(())
+        self._pending = None
         if state is not None and not mid_epoch:
             restore_rng(state["rng"])  # a new epoch draws its seed from the saved state
         if mid_epoch:
@@ -197,6 +206,8 @@ class DenseDataModule(L.LightningDataModule):
             ``data_cache/synthetic-<N>-<H>x<W>-s<seed>``).
         tasks: tasks to load (default: all the dataset provides).
         image_size: (height, width) every sample is resized to.
+        image_interpolation: how the image is resized to ``image_size``: ``bilinear`` (default,
+            antialiased when shrinking) or ``nearest`` (XTasC-Net's Cityscapes pre-processing).
         batch_size / eval_batch_size / num_workers: loader settings.
         scales / flip / color_jitter: training augmentation (see ``densemtl.data.transforms``).
         cache_in_memory: decode each sample once and keep it in RAM.
@@ -223,9 +234,14 @@ class DenseDataModule(L.LightningDataModule):
         synthetic: dict[str, Any] | None = None,
         dataset_options: dict[str, Any] | None = None,
         limit_train_samples: int | None = None,
+        image_interpolation: str = "bilinear",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if image_interpolation not in IMAGE_INTERPOLATIONS:
+            raise ConfigError(
+                f"data.image_interpolation must be one of {list(IMAGE_INTERPOLATIONS)}, got {image_interpolation!r}"
+            )
         self.dataset = dataset
         self.synthetic = {**DEFAULT_SYNTHETIC, **(synthetic or {})}
         unknown = set(self.synthetic) - set(DEFAULT_SYNTHETIC)
@@ -301,7 +317,7 @@ class DenseDataModule(L.LightningDataModule):
         if stage not in self._datasets:
             hp = self.hparams
             split = {"train": hp.train_split, "val": hp.val_split, "test": hp.test_split}[stage]
-            resize = Resize(self.image_size)
+            resize = Resize(self.image_size, hp.get("image_interpolation", "bilinear"))
             augment = build_transforms(
                 None, train=stage == "train", scales=hp.scales, flip=hp.flip, color_jitter=hp.color_jitter
             )
@@ -333,10 +349,47 @@ class DenseDataModule(L.LightningDataModule):
                 counts += torch.bincount(label.flatten(), minlength=num_classes)[:num_classes].double()
         return counts
 
+    def missing_labels(self, stage: str = "train") -> dict[str, int]:
+        """Samples of ``stage`` lacking each task's label (a sample without a label file trains
+        without that task's loss). Counted from the label files where the dataset can say
+        (``label_path``, e.g. the folder format) or from the cached samples; else empty."""
+        dataset = self.split_dataset(stage)
+        indices: Sequence[int] = range(len(dataset))
+        if isinstance(dataset, torch.utils.data.Subset):
+            dataset, indices = dataset.dataset, dataset.indices
+        counts: dict[str, int] = {}
+        for task in self.tasks:
+            if isinstance(dataset, InMemoryDataset):
+                lacking = sum(task not in dataset.samples[i] for i in indices)
+            elif hasattr(dataset, "label_path") and hasattr(dataset, "ids"):
+                pseudo = getattr(dataset, "use_pseudo", False)
+                lacking = sum(
+                    dataset.label_path(task, dataset.ids[i]) is None
+                    and not (pseudo and dataset.label_path(task, dataset.ids[i], pseudo=True))
+                    for i in indices
+                )
+            else:
+                continue
+            if lacking:
+                counts[task] = int(lacking)
+        return counts
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self.split_dataset("train")
             self.split_dataset("val")
+            if not getattr(self, "_missing_logged", False):  # once, even when setup runs again
+                self._missing_logged = True
+                total = len(self.split_dataset("train"))
+                for task, lacking in self.missing_labels("train").items():
+                    log.warning(
+                        "train split: %d of %d samples lack a %s label; they train without the %s loss "
+                        "(`densemtl data check` lists them)",
+                        lacking,
+                        total,
+                        task,
+                        task,
+                    )
         if stage in ("validate",):
             self.split_dataset("val")
         if stage in (None, "test"):
@@ -353,7 +406,7 @@ class DenseDataModule(L.LightningDataModule):
             "drop_last": stage == "train" and len(dataset) > batch_size,
             "persistent_workers": hp.num_workers > 0,
         }
-        trainer = getattr(self, "_trainer", None)
+        trainer = getattr(self, "trainer", None)
         # under DDP Lightning swaps a plain shuffle for its DistributedSampler: keep that path
         if shuffle and (trainer is None or trainer.world_size == 1):
             return ResumableDataLoader(
@@ -363,7 +416,7 @@ class DenseDataModule(L.LightningDataModule):
 
     def _batches_taken(self) -> int | None:
         """Training batches of the current epoch handed to the model (None outside a Trainer)."""
-        trainer = getattr(self, "_trainer", None)
+        trainer = getattr(self, "trainer", None)
         if trainer is None:
             return None
         return int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)

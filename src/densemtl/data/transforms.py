@@ -2,7 +2,8 @@
 
 Each label follows its task's rules (:class:`densemtl.tasks.base.Task`); for the built-in tasks:
 
-- Resizing (:meth:`Task.resize_label`): image bilinear (antialiased when shrinking); semseg, depth
+- Resizing (:meth:`Task.resize_label`): image bilinear (antialiased when shrinking) or, as an
+  option of :class:`Resize`, nearest (XTasC-Net's Cityscapes pre-processing); semseg, depth
   and normals nearest, so no label is invented and invalid depth (0) never bleeds into valid pixels.
 - :class:`RandomScaleCrop` zooms in by ``s`` and applies :meth:`Task.zoom_label`: depth is divided
   by ``s`` (the zoom is treated as the camera moving closer, as mtan and XTasC-Net do), so metric
@@ -35,16 +36,27 @@ def _labels(sample: Sample) -> list[tuple[str, Task]]:
     return [(key, get_task(key)) for key in LABEL_KEYS if key in sample]
 
 
-def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
-    """Resize image and every label to ``size`` = (height, width); intrinsics are scaled."""
+#: Image interpolations of :func:`resize_sample`.
+IMAGE_INTERPOLATIONS = ("bilinear", "nearest")
+
+
+def resize_sample(sample: Sample, size: tuple[int, int], image_interpolation: str = "bilinear") -> Sample:
+    """Resize image and every label to ``size`` = (height, width); intrinsics are scaled.
+
+    ``image_interpolation``: ``bilinear`` (antialiased when shrinking) or ``nearest`` (the source
+    pixel ``floor(x * in / out)``, as OpenCV's ``INTER_NEAREST``).
+    """
     height, width = sample["image"].shape[-2:]
     if (height, width) == tuple(size):
         return sample
     out = dict(sample)
-    shrinking = size[0] < height or size[1] < width
-    out["image"] = F.interpolate(
-        sample["image"][None], size=size, mode="bilinear", align_corners=False, antialias=shrinking
-    )[0].clamp_(0, 1)
+    if image_interpolation == "nearest":
+        out["image"] = F.interpolate(sample["image"][None], size=size, mode="nearest")[0]
+    else:
+        shrinking = size[0] < height or size[1] < width
+        out["image"] = F.interpolate(
+            sample["image"][None], size=size, mode="bilinear", align_corners=False, antialias=shrinking
+        )[0].clamp_(0, 1)
     for key, task in _labels(sample):
         out[key] = task.resize_label(sample[key], size)
     meta = dict(sample.get("meta", {}))
@@ -82,13 +94,19 @@ class Compose:
 
 
 class Resize:
-    """Resize to a fixed (height, width)."""
+    """Resize to a fixed (height, width); ``interpolation`` of the image: ``bilinear`` (default,
+    antialiased when shrinking) or ``nearest``."""
 
-    def __init__(self, size: Sequence[int]) -> None:
+    def __init__(self, size: Sequence[int], interpolation: str = "bilinear") -> None:
+        if interpolation not in IMAGE_INTERPOLATIONS:
+            raise ValueError(
+                f"image interpolation must be one of {IMAGE_INTERPOLATIONS}, got {interpolation!r}"
+            )
         self.size = (int(size[0]), int(size[1]))
+        self.interpolation = interpolation
 
     def __call__(self, sample: Sample) -> Sample:
-        return resize_sample(sample, self.size)
+        return resize_sample(sample, self.size, self.interpolation)
 
 
 class RandomScaleCrop:

@@ -52,6 +52,7 @@ class FusionResult:
     class_names: list[str]
     class_colors: list[list[int]]
     timing: dict[str, float] = field(default_factory=dict)
+    frame_metrics: dict[str, float] | None = None
 
     @property
     def fps(self) -> float:
@@ -80,6 +81,33 @@ def _predict(predictor: PredictFn | None, batch: list[Frame]) -> list[tuple[Any,
         return [r for f in batch for r in _predict(predictor, [f])]
     depth, semantics = predictor(np.stack([f.rgb for f in batch]))
     return [(depth[i], None if semantics is None else semantics[i]) for i in range(len(batch))]
+
+
+class _FrameScores:
+    """Per-frame 2D semantics of the predictor against the frames' own labels, before fusion.
+
+    One confusion matrix over every fused pixel (:class:`~densemtl.metrics.SegmentationMetrics`,
+    labels at the frame size, 255 ignored): the single-view numbers the map is compared with.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        from densemtl.metrics import SegmentationMetrics
+
+        self.metric = SegmentationMetrics(num_classes=num_classes)
+        self.frames = 0
+
+    def add(self, semantics: Any, labels: np.ndarray) -> None:
+        pred = torch.as_tensor(_numpy(semantics))
+        self.metric.update(
+            pred[None].float() if pred.ndim == 3 else pred[None].long(), torch.from_numpy(labels)[None]
+        )
+        self.frames += 1
+
+    def compute(self) -> dict[str, float] | None:
+        if not self.frames:
+            return None
+        scores = self.metric.compute()
+        return {"frame_miou": float(scores["miou"]), "frame_pixel_accuracy": float(scores["pixel_acc"])}
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -173,6 +201,7 @@ def fuse(
     visibility = VisibilityAccumulator(surface.points, threshold, max_depth) if surface is not None else None
     used: list[np.ndarray | None] = []
     integrate_seconds = 0.0
+    frame_scores = _FrameScores(len(names)) if predictor is not None and names else None
     total = min(len(sequence), max_frames) if max_frames else len(sequence)
     frames = _limited(sequence, max_frames)
     bar = tqdm(total=total, desc="fusing", unit="frame", disable=not progress)
@@ -192,6 +221,8 @@ def fuse(
                 )
             if not names:
                 semantics = None
+            if frame_scores is not None and semantics is not None and frame.labels is not None:
+                frame_scores.add(semantics, frame.labels)
             tic = time.perf_counter()
             volume.integrate(depth, frame.intrinsics, pose, semantics, max_depth)
             if volume.device.type == "cuda":
@@ -212,6 +243,9 @@ def fuse(
                 semantic_metrics(mesh.vertices, mesh.classes, surface.points, surface.labels, len(names))
             )
             metrics["iou"] = {names[c]: v for c, v in metrics["iou"].items()}
+    frame_metrics = frame_scores.compute() if frame_scores is not None else None
+    if metrics is not None and frame_metrics is not None:
+        metrics.update(frame_metrics)
     seconds = time.perf_counter() - start
     fused = sum(p is not None for p in used)
     timing = {
@@ -222,5 +256,16 @@ def fuse(
         "end_to_end_fps": len(used) / seconds if seconds > 0 else float("nan"),
     }
     return FusionResult(
-        volume, mesh, metrics, len(used), seconds, integrate_seconds, estimated, used, names, colors, timing
+        volume,
+        mesh,
+        metrics,
+        len(used),
+        seconds,
+        integrate_seconds,
+        estimated,
+        used,
+        names,
+        colors,
+        timing,
+        frame_metrics,
     )

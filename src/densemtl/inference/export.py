@@ -39,7 +39,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
@@ -55,19 +54,19 @@ __all__ = [
     "DeployWrapper",
     "ExportWrapper",
     "add_onnx_metadata",
+    "calibration_images",
     "checkpoint_flip",
     "deploy_outputs",
     "export_metadata",
-    "calibration_images",
     "export_onnx",
-    "export_wrapper",
     "export_torchscript",
+    "export_wrapper",
     "int8_path",
     "label_dtype",
     "load_for_export",
     "onnx_parity",
-    "output_difference",
     "onnx_session",
+    "output_difference",
     "quantize_onnx_int8",
     "read_onnx_metadata",
 ]
@@ -103,7 +102,9 @@ def deploy_outputs(tasks: Sequence[str], spec: str | Sequence[str] | None = None
     for item in items:
         task = "semseg" if item in ("labels", "logits") else item
         if task not in tasks:
-            raise ConfigError(f"--outputs: {item!r} is not an output of this model (tasks: {', '.join(tasks)})")
+            raise ConfigError(
+                f"--outputs: {item!r} is not an output of this model (tasks: {', '.join(tasks)})"
+            )
         names.append("semseg" if item == "logits" else item)
     if not names or len(set(names)) != len(names):
         raise ConfigError(f"--outputs: give each output once, e.g. labels,depth (got {spec!r})")
@@ -196,7 +197,9 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
 
     proto = onnx.load(str(path), load_external_data=False)
     return {
-        p.key[len(METADATA_PREFIX) :]: p.value for p in proto.metadata_props if p.key.startswith(METADATA_PREFIX)
+        p.key[len(METADATA_PREFIX) :]: p.value
+        for p in proto.metadata_props
+        if p.key.startswith(METADATA_PREFIX)
     }
 
 

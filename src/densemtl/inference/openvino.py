@@ -49,7 +49,9 @@ def _ov() -> Any:
     try:
         import openvino
     except ImportError:
-        raise DenseMTLError('the OpenVINO backend needs the extra: pip install "densemtl[openvino]"') from None
+        raise DenseMTLError(
+            'the OpenVINO backend needs the extra: pip install "densemtl[openvino]"'
+        ) from None
     return openvino
 
 

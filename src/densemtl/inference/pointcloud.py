@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from densemtl.errors import DataError
+
 __all__ = ["backproject", "read_ply", "semantic_pointcloud", "write_ply"]
 
 
@@ -75,62 +77,34 @@ def write_ply(
     labels: np.ndarray | None = None,
     ascii: bool = False,
 ) -> Path:
-    """Write a PLY point cloud: float x, y, z; uchar red, green, blue; int label (when given)."""
+    """Write a PLY point cloud (plyfile): float x, y, z; uchar red, green, blue; int label (when given)."""
+    from plyfile import PlyData, PlyElement
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-    n = len(points)
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    props = ["property float x", "property float y", "property float z"]
     if colors is not None:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-        props += ["property uchar red", "property uchar green", "property uchar blue"]
     if labels is not None:
         fields += [("label", "<i4")]
-        props += ["property int label"]
-    data = np.empty(n, dtype=fields)
+    data = np.empty(len(points), dtype=fields)
     data["x"], data["y"], data["z"] = points[:, 0], points[:, 1], points[:, 2]
     if colors is not None:
         c = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
         data["red"], data["green"], data["blue"] = c[:, 0], c[:, 1], c[:, 2]
     if labels is not None:
         data["label"] = np.asarray(labels, dtype=np.int32).reshape(-1)
-    header = (
-        "\n".join(
-            [
-                "ply",
-                f"format {'ascii' if ascii else 'binary_little_endian'} 1.0",
-                "comment densemtl semantic point cloud",
-                f"element vertex {n}",
-                *props,
-                "end_header",
-            ]
-        )
-        + "\n"
-    )
-    with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        if ascii:
-            for row in data:
-                f.write((" ".join(str(v) for v in row.tolist()) + "\n").encode("ascii"))
-        else:
-            f.write(data.tobytes())
+    vertex = PlyElement.describe(data, "vertex")
+    PlyData([vertex], text=ascii, byte_order="<", comments=["densemtl semantic point cloud"]).write(str(path))
     return path
 
 
 def read_ply(path: str | Path) -> np.ndarray:
-    """Read a PLY written by :func:`write_ply` (binary or ascii) as a numpy structured array."""
-    raw = Path(path).read_bytes()
-    end = raw.index(b"end_header\n") + len(b"end_header\n")
-    header = raw[:end].decode("ascii").splitlines()
-    types = {"float": "<f4", "uchar": "u1", "int": "<i4"}
-    fields = [(line.split()[2], types[line.split()[1]]) for line in header if line.startswith("property")]
-    n = int(next(line.split()[2] for line in header if line.startswith("element vertex")))
-    if "format ascii 1.0" in header:
-        rows = [
-            tuple(float(x) for x in line.split())
-            for line in raw[end:].decode("ascii").splitlines()
-            if line.strip()
-        ]
-        return np.array(rows, dtype=fields) if rows else np.empty(0, dtype=fields)
-    return np.frombuffer(raw[end:], dtype=fields, count=n)
+    """The vertices of a PLY file (binary or ascii) as a numpy structured array (plyfile)."""
+    from plyfile import PlyData
+
+    try:
+        return np.asarray(PlyData.read(str(path))["vertex"].data)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(path, f"not a readable PLY point cloud ({exc.__class__.__name__}: {exc})") from None

@@ -132,7 +132,9 @@ class Predictor:
         for task, out in outputs.items():
             if task == "semseg" and not out.is_floating_point():  # a label map (densemtl export)
                 labels = out if out.shape[-2:] == (height, width) else _nearest(out, (height, width))
-                result[task] = labels[0, 0].cpu().numpy().astype(np.uint8 if labels.dtype == torch.uint8 else np.uint16)
+                result[task] = (
+                    labels[0, 0].cpu().numpy().astype(np.uint8 if labels.dtype == torch.uint8 else np.uint16)
+                )
                 continue
             out = F.interpolate(out.float(), size=(height, width), mode="bilinear", align_corners=False)
             if task == "semseg":
@@ -183,8 +185,7 @@ def write_prediction(
 ) -> np.ndarray | None:
     """Write one input's outputs under ``out`` (layout in the module docstring); returns the panel if made.
 
-    ``intrinsics``: pinhole ``fx, fy, cx, cy`` at the input size for ``pointcloud/<name>.ply``
-    (default fx = fy = width, principal point at the centre).
+    ``intrinsics``: for ``pointcloud/<name>.ply``, see :func:`intrinsics_at`.
     """
     from densemtl.inference.viz import colorize_depth, colorize_normals, colorize_semseg, prediction_panel
 
@@ -200,8 +201,7 @@ def write_prediction(
     if pointcloud and "depth" in pred:
         from densemtl.inference.pointcloud import semantic_pointcloud, write_ply
 
-        h, w = rgb.shape[:2]
-        k = list(intrinsics) if intrinsics else [float(w), float(w), (w - 1) / 2, (h - 1) / 2]
+        k = intrinsics_at(intrinsics, *rgb.shape[:2])
         points, colors, labels = semantic_pointcloud(pred["depth"], k, pred.get("semseg"), palette, rgb=rgb)
         write_ply(out / "pointcloud" / f"{name}.ply", points, colors, labels)
     if not panel:
@@ -209,6 +209,48 @@ def write_prediction(
     image = prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred)
     io.write_image(out / "panel" / f"{name}.png", image)
     return image
+
+
+def intrinsics_at(intrinsics: Any, height: int, width: int) -> list[float]:
+    """Pinhole ``fx, fy, cx, cy`` for an image of ``height x width``: four numbers are taken as
+    they are; a :func:`training_intrinsics` dict is scaled from its image size; None gives the
+    fallback fx = fy = width with the principal point at the centre."""
+    if intrinsics is None:
+        return [float(width), float(width), (width - 1) / 2, (height - 1) / 2]
+    if isinstance(intrinsics, dict):
+        sx, sy = width / intrinsics["width"], height / intrinsics["height"]
+        return [
+            intrinsics["fx"] * sx,
+            intrinsics["fy"] * sy,
+            (intrinsics["cx"] + 0.5) * sx - 0.5,  # pixel centres: u' + 0.5 = s (u + 0.5)
+            (intrinsics["cy"] + 0.5) * sy - 0.5,
+        ]
+    return [float(v) for v in intrinsics]
+
+
+def training_intrinsics(data_hparams: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``intrinsics.json`` of a checkpoint's folder-format training data (``docs/data.md``)
+    with the size of its images, or None when the checkpoint's data root is not at hand."""
+    from PIL import Image
+
+    root = data_hparams.get("root")
+    if not root or not (Path(root) / "intrinsics.json").is_file():
+        return None
+    try:
+        values = json.loads((Path(root) / "intrinsics.json").read_text())
+        first = next(
+            p for p in sorted((Path(root) / "rgb").iterdir()) if p.suffix.lower() in (".png", ".jpg")
+        )
+        with Image.open(first) as image:
+            width, height = image.size
+        return {
+            **{k: float(values[k]) for k in ("fx", "fy", "cx", "cy")},
+            "width": width,
+            "height": height,
+            "source": str(Path(root) / "intrinsics.json"),
+        }
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
 
 
 def predict_to_folder(
@@ -220,7 +262,7 @@ def predict_to_folder(
     onnx: str | Path | None = None,
     panels: bool = True,
     pointcloud: bool = False,
-    intrinsics: Sequence[float] | None = None,
+    intrinsics: Sequence[float] | dict[str, Any] | None = None,
     stride: int = 1,
     max_frames: int | None = None,
     output_video: str | Path | None = None,
@@ -261,6 +303,15 @@ def predict_to_folder(
             infer_size = runner.fixed_size
     elif backend not in (None, "torch"):
         raise DenseMTLError(f"--backend {backend} runs an exported file: give it with --onnx FILE")
+    intrinsics_source = "--intrinsics" if intrinsics else None
+    if pointcloud and not intrinsics:
+        intrinsics = training_intrinsics(data_hparams)  # type: ignore[assignment]
+        intrinsics_source = (
+            f"the training data's {intrinsics['source']}, scaled from "  # type: ignore[index]
+            f"{intrinsics['width']}x{intrinsics['height']}"  # type: ignore[index]
+            if intrinsics
+            else "fallback fx = fy = image width (no intrinsics known: pass --intrinsics)"
+        )
     inputs, total = iterate_inputs(source, stride, max_frames)
     predictor = Predictor(runner, infer_size, device)
     writer = None
@@ -286,6 +337,8 @@ def predict_to_folder(
         "model_fps": round(count / model_seconds, 3) if model_seconds > 0 else None,
         "end_to_end_fps": round(count / elapsed, 3) if elapsed > 0 else None,
     }
+    if pointcloud:
+        timing["intrinsics"] = intrinsics_source
     out.mkdir(parents=True, exist_ok=True)
     (out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
     return timing

@@ -28,6 +28,9 @@ DEPTH_METRICS = (
     "delta3",
 )
 
+#: How :class:`DepthMetrics` treats non-positive predictions (``clamp``).
+PREDICTION_CLAMPS = ("logs", "all", "abs")
+
 # Eigen et al. (NIPS 2014) evaluation crop on 480 x 640 NYUv2 frames: rows 45:471, cols 41:601.
 _EIGEN_CROP = (45 / 480, 471 / 480, 41 / 640, 601 / 640)
 
@@ -50,14 +53,18 @@ class DepthMetrics(Metric):
     ``delta_k = fraction of max(p/g, g/p) < 1.25^k`` (in [0, 1]).
 
     Valid pixels: ``g > 0`` and ``g > min_depth`` and ``g < max_depth`` (when given) and, with
-    ``eigen_crop``, inside the Eigen crop. Predictions are clamped to ``eps`` only where a log or a
-    ratio ``g/p`` is taken (``rmse_log``, ``log10``, ``silog``, ``delta_k``); the linear errors use
-    the raw prediction, as mtan / LibMTL do.
+    ``eigen_crop``, inside the Eigen crop. Non-positive predictions (``clamp``): ``logs`` (default)
+    clamps them to ``eps`` only where a log or a ratio ``g/p`` is taken (``rmse_log``, ``log10``,
+    ``silog``, ``delta_k``) and the linear errors use the raw prediction, as mtan / LibMTL do;
+    ``all`` clamps before every metric, RMSE included (MTL-PyTorch / InvPT); ``abs`` takes ``|p|``
+    first (DenseTorch). They differ only where a prediction is ``<= 0``.
 
     Averaging: by default pixels are pooled over the whole dataset (every valid pixel weighs the
     same; MTL-PyTorch, InvPT, LibMTL); ``per_image=True`` computes each metric per image and
-    averages over images (MDE-Toolbox, mmseg), e.g. ``rmse`` is then the mean of per-image RMSEs.
-    Images with no valid pixel contribute nothing in either mode. Sums are kept in float64.
+    averages over images (MDE-Toolbox, mmseg), e.g. ``rmse`` is then the mean of per-image RMSEs;
+    ``per_batch=True`` pools each :meth:`update` call's pixels and averages over calls (mtan's
+    mean of per-batch means, which depends on its batch size). Images (batches) with no valid
+    pixel contribute nothing. Sums are kept in float64.
 
     Args:
         min_depth: exclude ground truth ``<= min_depth`` metres (None: only ``g > 0``).
@@ -65,7 +72,9 @@ class DepthMetrics(Metric):
         eigen_crop: evaluate only inside the Eigen crop (rows 45:471, cols 41:601 of 480 x 640,
             scaled proportionally, bounds rounded half up, for other sizes).
         per_image: per-image averaging instead of pixel pooling.
+        per_batch: per-update-call averaging instead of pixel pooling (not with ``per_image``).
         eps: lower clamp of predictions before logs and ratios (MTL-PyTorch / InvPT use 1e-9).
+        clamp: ``logs`` (default), ``all`` or ``abs`` (see above).
     """
 
     full_state_update = False
@@ -95,17 +104,25 @@ class DepthMetrics(Metric):
         eigen_crop: bool = False,
         per_image: bool = False,
         eps: float = 1e-9,
+        clamp: str = "logs",
+        per_batch: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if clamp not in PREDICTION_CLAMPS:
+            raise ValueError(f"depth metric clamp must be one of {PREDICTION_CLAMPS}, got {clamp!r}")
+        if per_image and per_batch:
+            raise ValueError("depth metrics: per_image and per_batch exclude each other")
         self.min_depth = min_depth
         self.max_depth = max_depth
         self.eigen_crop = eigen_crop
         self.per_image = per_image
+        self.per_batch = per_batch
         self.eps = eps
-        for name in DEPTH_METRICS if per_image else self._POOLED:
+        self.clamp = clamp
+        for name in DEPTH_METRICS if per_image or per_batch else self._POOLED:
             self.add_state(f"sum_{name}", float_state(), dist_reduce_fx="sum")
-        self.add_state("count", count_state(), dist_reduce_fx="sum")  # valid pixels, or images
+        self.add_state("count", count_state(), dist_reduce_fx="sum")  # valid pixels, images or batches
 
     def valid_mask(self, target: Tensor) -> Tensor:
         """Valid pixels of ``target`` [B, H, W] under this metric's range and crop."""
@@ -128,6 +145,10 @@ class DepthMetrics(Metric):
             )
         valid = self.valid_mask(target)
         p = preds.double()
+        if self.clamp == "all":
+            p = p.clamp(min=self.eps)
+        elif self.clamp == "abs":
+            p = p.abs()
         g = target.double()
         p_pos = p.clamp(min=self.eps)
         g_pos = g.clamp(min=self.eps)  # only affects invalid pixels, keeps their terms finite
@@ -146,15 +167,17 @@ class DepthMetrics(Metric):
             **{f"delta{k}": (ratio < 1.25**k).double() for k in (1, 2, 3)},
         }
         w = valid.double()
-        if not self.per_image:
+        if not (self.per_image or self.per_batch):
             for name, value in terms.items():
                 setattr(self, f"sum_{name}", getattr(self, f"sum_{name}") + (value * w).sum())
             self.count += valid.sum()
             return
-        n = w.flatten(1).sum(1)
+        # one row per image, or one row for the whole batch
+        rows = (lambda t: t.reshape(1, -1)) if self.per_batch else (lambda t: t.flatten(1))
+        n = rows(w).sum(1)
         keep = n > 0
         n = n[keep]
-        mean = {name: (value * w).flatten(1).sum(1)[keep] / n for name, value in terms.items()}
+        mean = {name: rows(value * w).sum(1)[keep] / n for name, value in terms.items()}
         per_image = _depth_from_means(mean)
         for name in DEPTH_METRICS:
             setattr(self, f"sum_{name}", getattr(self, f"sum_{name}") + per_image[name].sum())
@@ -165,7 +188,7 @@ class DepthMetrics(Metric):
         if self.count == 0:
             return {name: torch.tensor(math.nan) for name in DEPTH_METRICS}
         n = self.count.double()
-        if self.per_image:
+        if self.per_image or self.per_batch:
             return {name: (getattr(self, f"sum_{name}") / n).float() for name in DEPTH_METRICS}
         mean = {name: getattr(self, f"sum_{name}") / n for name in self._POOLED}
         return {name: value.float() for name, value in _depth_from_means(mean).items()}

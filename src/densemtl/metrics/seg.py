@@ -15,6 +15,8 @@ from torchmetrics import Metric
 from densemtl.data.sample import IGNORE_INDEX
 
 SEMSEG_METRICS = ("miou", "pixel_acc")
+#: :class:`SegmentationMetrics` ``absent_policy`` values.
+ABSENT_POLICIES = ("nan", "zero", "propagate")
 
 
 def _as_class_ids(preds: Tensor, target: Tensor) -> Tensor:
@@ -44,7 +46,8 @@ class SegmentationMetrics(Metric):
         ignore_index: label value excluded from every count.
         absent_policy: what ``IoU_c`` is for a class absent from both prediction and ground truth
             (empty union): ``"nan"`` skips it in the mean (nanmean; DenseTorch, torchmetrics),
-            ``"zero"`` counts it as 0 (MTL-PyTorch / InvPT). Identical on full NYUv2 test sets.
+            ``"zero"`` counts it as 0 (MTL-PyTorch / InvPT), ``"propagate"`` takes the plain mean,
+            NaN when any class is absent (mtan / LibMTL). Identical on full NYUv2 test sets.
     """
 
     full_state_update = False
@@ -58,14 +61,14 @@ class SegmentationMetrics(Metric):
         self,
         num_classes: int,
         ignore_index: int = IGNORE_INDEX,
-        absent_policy: Literal["nan", "zero"] = "nan",
+        absent_policy: Literal["nan", "zero", "propagate"] = "nan",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if absent_policy not in ("nan", "zero"):
-            raise ValueError(f"absent_policy must be 'nan' or 'zero', got {absent_policy!r}")
+        if absent_policy not in ABSENT_POLICIES:
+            raise ValueError(f"absent_policy must be one of {ABSENT_POLICIES}, got {absent_policy!r}")
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
         self.absent_policy = absent_policy
@@ -105,7 +108,7 @@ class SegmentationMetrics(Metric):
         return iou
 
     def compute_per_class(self) -> Tensor:
-        """IoU of every class (float64 [C]); an absent class is NaN or 0 according to ``absent_policy``.
+        """IoU of every class (float64 [C]); an absent class is 0 under ``absent_policy="zero"``, else NaN.
 
         Synchronises the confusion matrix across DDP ranks like :meth:`compute` (call it on every rank).
         """

@@ -28,6 +28,8 @@ from densemtl.tasks.depth import DEPTH_ACTIVATIONS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: :meth:`MultiTaskModel.forward`'s output resize modes.
+UPSAMPLE_MODES = ("bilinear", "bicubic")
 
 
 class MultiTaskModel(nn.Module):
@@ -41,6 +43,9 @@ class MultiTaskModel(nn.Module):
             predict metres directly (DenseTorch uses an unconstrained output); ``sigmoid_range``
             maps to (0, max_depth).
         max_depth: upper bound used by ``sigmoid_range`` and to clamp ``exp``.
+        upsample: how outputs below the input size are resized to it: ``bilinear`` (default) or
+            ``bicubic`` (Keys' kernel, a = -0.75, half-pixel centres: OpenCV's ``INTER_CUBIC``, which
+            the Light-Weight RefineNet authors use at inference). Applied before the activation.
     """
 
     def __init__(
@@ -50,10 +55,14 @@ class MultiTaskModel(nn.Module):
         max_depth: float = 80.0,
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
+        upsample: str = "bilinear",
     ) -> None:
         super().__init__()
         if not tasks:
             raise ValueError("a model needs at least one task")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
+        self.upsample = upsample
         if depth_activation not in DEPTH_ACTIVATIONS:
             raise ValueError(f"depth_activation must be one of {DEPTH_ACTIVATIONS}, got {depth_activation!r}")
         self.tasks = dict(tasks)
@@ -130,7 +139,7 @@ class MultiTaskModel(nn.Module):
         outputs = {}
         for task, out in self.forward_tasks(x).items():
             if out.shape[-2:] != size:
-                out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+                out = F.interpolate(out, size=size, mode=self.upsample, align_corners=False)
             outputs[task] = self.postprocess(task, out)
         return outputs
 

@@ -11,8 +11,14 @@ Exact re-implementation of the authors' ``model/xtask_ts.py`` + ``model/transfer
 * two task-transfer networks (training only): ``s2d`` maps ``LogSoftmax(seg logits)`` to depth,
   ``d2s`` maps the depth prediction to segmentation logits.
 
+The depth-like task is ``depth`` (metres, or the legacy disparity-under-``depth`` target) or
+``disparity`` (:mod:`densemtl.tasks.disparity`); its decoder keeps the module key ``"depth"`` either
+way, so state dicts do not depend on the task name.
+
 In training mode (and unless ``direct_only``) :meth:`forward` also returns ``"depth:transfer"``
-(= s2d(seg)) and ``"semseg:transfer"`` (= d2s(depth)); :meth:`auxiliary_terms` scores them in the
+(= s2d(seg)) and ``"semseg:transfer"`` (= d2s(depth)) (``"disparity:transfer"`` for the
+``disparity`` task); with ``return_transfer`` also in eval mode, where the transfer networks run
+with their BatchNorm in eval mode, as in the authors' validation. :meth:`auxiliary_terms` scores them in the
 ``xtsc`` (against the detached direct predictions) or ``xtc`` (against ground truth) mode. The
 L_label / L_image grouping and the uncertainty weighting over the two groups live in the
 ``xtasc_groups`` weighting (``densemtl/weighting/xtasc_groups.py``).
@@ -31,11 +37,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from densemtl.losses.compose import AuxiliaryTerm
+from densemtl.losses.xtasc import VARIANTS
 from densemtl.models import MODELS, build_encoder
 from densemtl.models.backbones.features import refuse
 from densemtl.models.base import MultiTaskModel
+from densemtl.tasks import get_task
 
 TRANSFER_MODES = ("xtsc", "xtc")
+#: The depth-like tasks XTasC-Net pairs with ``semseg``.
+DEPTH_TASKS = ("depth", "disparity")
 
 
 def _up2(x: torch.Tensor) -> torch.Tensor:
@@ -157,22 +167,26 @@ def _init_xavier(module: nn.Module) -> None:
 
 
 class XTasCNet(MultiTaskModel):
-    """XTasC-Net for ``semseg`` + ``depth``.
+    """XTasC-Net for ``semseg`` + ``depth`` (or ``disparity``).
 
     Args:
-        tasks: must be exactly ``{"semseg": C, "depth": 1}``.
+        tasks: exactly ``{"semseg": C, "depth": 1}`` or ``{"semseg": C, "disparity": 1}``.
         backbone: ResNet name or spec (``resnet34`` default; ``{"name": ..., "weights": path}``
             for ImageNet weights, the authors' ``--use_pretrain``).
         decoder_channels: decoder width (128).
         batch_norm_ttnet / wider_ttnet: the authors' ``--batch_norm`` / ``--wider_ttnet``.
-        direct_only: never run the transfer nets (they are always skipped in eval mode).
+        direct_only: never run the transfer nets (in eval mode they run only with ``return_transfer``).
         transfer_loss: ``xtsc`` (cross-task consistency vs. the detached direct prediction,
             default) or ``xtc`` (transferred prediction vs. ground truth).
         label_smoothing: epsilon of the ``xtsc`` pseudo-label CE (true class 1-eps, others eps/(C-1)).
         seg_consistency: ``ce`` (default) or ``kl`` (KLDiv batchmean to the smoothed one-hot).
         depth_consistency: ``l1`` (default) or ``ssim`` for the ``xtsc`` depth term.
+        ssim_variant / kl_variant: ``corrected`` (default) or ``authors`` (the authors' SSIM /
+            KL reductions, quirks included; :mod:`densemtl.losses.xtasc`).
         consistency_mask: ``gt`` (Cityscapes: valid GT pixels) or ``none`` (the authors' NYU, all ones).
         depth_activation: ``identity`` (the authors' unconstrained output) by default.
+        disparity_activation: the same for the ``disparity`` task (``identity`` by default).
+        return_transfer: also return the transfer outputs in eval mode (the authors' plots).
     """
 
     def __init__(
@@ -189,11 +203,20 @@ class XTasCNet(MultiTaskModel):
         depth_consistency: str = "l1",
         consistency_mask: str = "gt",
         depth_activation: str = "identity",
+        ssim_variant: str = "corrected",
+        kl_variant: str = "corrected",
+        disparity_activation: str = "identity",
+        return_transfer: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(tasks, depth_activation=depth_activation, **kwargs)
-        if set(self.tasks) != {"semseg", "depth"} or self.tasks["depth"] != 1:
-            raise ValueError(f"xtasc_net needs tasks semseg and depth (1 channel), got {self.tasks}")
+        depth_task = next((t for t in self.tasks if t in DEPTH_TASKS), None)
+        if depth_task is None or set(self.tasks) != {"semseg", depth_task} or self.tasks[depth_task] != 1:
+            raise ValueError(
+                f"xtasc_net needs tasks semseg and depth or disparity (1 channel), got {self.tasks}"
+            )
+        if ssim_variant not in VARIANTS or kl_variant not in VARIANTS:
+            raise ValueError(f"ssim_variant and kl_variant must be one of {VARIANTS}")
         if transfer_loss not in TRANSFER_MODES:
             raise ValueError(f"transfer_loss must be one of {TRANSFER_MODES}, got {transfer_loss!r}")
         if seg_consistency not in ("ce", "kl") or depth_consistency not in ("l1", "ssim"):
@@ -232,20 +255,30 @@ class XTasCNet(MultiTaskModel):
         self.seg_consistency = seg_consistency
         self.depth_consistency = depth_consistency
         self.consistency_mask = consistency_mask
+        self.ssim_variant, self.kl_variant = ssim_variant, kl_variant
+        self.depth_task = depth_task
+        self.disparity_activation = disparity_activation
+        self.return_transfer = return_transfer
 
     def inference_parameters(self) -> int:
         """Parameters used at inference (encoder + decoders; transfer nets excluded)."""
         transfer = sum(p.numel() for p in self.transfer.parameters())
         return sum(p.numel() for p in self.parameters()) - transfer
 
+    def postprocess(self, task: str, output: torch.Tensor) -> torch.Tensor:
+        if task.partition(":")[0] == "disparity":
+            return get_task("disparity").activate(output, disparity_activation=self.disparity_activation)
+        return super().postprocess(task, output)
+
     def forward_tasks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.encoder.forward_features(x)
         seg = self.decoders["semseg"](feats)
         depth = self.decoders["depth"](feats)
-        out = {"semseg": seg, "depth": depth}
-        if self.returns_auxiliary and not self.direct_only:
-            out["depth:transfer"] = self.transfer["s2d"](seg)
-            out["semseg:transfer"] = self.transfer["d2s"](self.postprocess("depth", depth))
+        d = self.depth_task
+        out = {"semseg": seg, d: depth}
+        if (self.returns_auxiliary or self.return_transfer) and not self.direct_only:
+            out[f"{d}:transfer"] = self.transfer["s2d"](seg)
+            out["semseg:transfer"] = self.transfer["d2s"](self.postprocess(d, depth))
         return out
 
     def auxiliary_terms(self) -> dict[str, AuxiliaryTerm]:
@@ -253,22 +286,27 @@ class XTasCNet(MultiTaskModel):
 
         ``xtc``: the task losses against ground truth. ``xtsc``: consistency with the detached
         direct predictions (L1 or SSIM for depth; hard pseudo-label CE or KL for segmentation),
-        masked by the valid ground-truth pixels unless ``consistency_mask="none"`` (KL is never
-        masked, as the authors').
+        masked by the valid ground-truth pixels unless ``consistency_mask="none"``.
         """
         if self.direct_only:
             return {}
+        d = self.depth_task
         if self.transfer_loss == "xtc":
-            return {"depth:transfer": AuxiliaryTerm("depth"), "semseg:transfer": AuxiliaryTerm("semseg")}
+            return {f"{d}:transfer": AuxiliaryTerm(d), "semseg:transfer": AuxiliaryTerm("semseg")}
         masked = self.consistency_mask != "none"
-        depth_loss = {"name": "xtasc_depth_consistency", "kind": self.depth_consistency}
+        depth_loss = {
+            "name": "xtasc_depth_consistency",
+            "kind": self.depth_consistency,
+            "variant": self.ssim_variant,
+        }
         seg_loss = {
             "name": "xtasc_seg_consistency",
             "kind": self.seg_consistency,
             "label_smoothing": self.label_smoothing,
+            "variant": self.kl_variant,
         }
         return {
-            "depth:transfer": AuxiliaryTerm("depth", depth_loss, target="prediction", masked=masked),
+            f"{d}:transfer": AuxiliaryTerm(d, depth_loss, target="prediction", masked=masked),
             "semseg:transfer": AuxiliaryTerm("semseg", seg_loss, target="prediction", masked=masked),
         }
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from torchmetrics import Metric
 
 #: How :meth:`DepthTask.activate` turns raw outputs into metres.
-DEPTH_ACTIVATIONS = ("exp", "softplus", "relu", "sigmoid_range", "identity")
+DEPTH_ACTIVATIONS = ("exp", "softplus", "relu", "sigmoid_range", "identity", "abs")
 #: Depth PNGs of the folder format are uint16 millimetres.
 PNG_SCALE = 1000.0
 #: ``meta["target"]`` values meaning the ``depth`` label holds disparity / inverse depth.
@@ -55,7 +55,8 @@ class DepthTask(Task):
         self, raw: torch.Tensor, depth_activation: str = "exp", max_depth: float = 80.0, **options: Any
     ) -> torch.Tensor:
         """``exp`` (the head predicts log-depth, clamped at ``max_depth``), ``softplus`` / ``relu``
-        (metres directly), ``sigmoid_range`` (``(0, max_depth)``) or ``identity``."""
+        (metres directly), ``sigmoid_range`` (``(0, max_depth)``), ``identity`` or ``abs``
+        (``|output|``: DenseTorch's depth at inference, Nekrasov et al.'s released code)."""
         if depth_activation == "exp":
             return torch.exp(raw.clamp(max=math.log(max_depth)))
         if depth_activation == "softplus":
@@ -66,6 +67,8 @@ class DepthTask(Task):
             return torch.sigmoid(raw) * max_depth
         if depth_activation == "identity":
             return raw
+        if depth_activation == "abs":
+            return raw.abs()
         raise ValueError(f"depth_activation must be one of {DEPTH_ACTIVATIONS}, got {depth_activation!r}")
 
     def valid_mask(self, label: torch.Tensor) -> torch.Tensor:

@@ -44,8 +44,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
             raise DataError(
                 path,
-                "refused: the file holds pickled Python objects, and loading them would run code; "
-                "only checkpoints of plain tensors and containers are read",
+                "not a readable checkpoint: refused, it holds pickled Python objects and loading "
+                "them would run code (only plain tensors and containers are read)",
             ) from None
         raise DataError(path, f"not a readable checkpoint ({_first_line(exc)})") from None
     except Exception as exc:  # torch.load on a truncated or foreign file raises many types (KeyError, ...)

@@ -24,6 +24,8 @@ from densemtl.tasks import get_task, task_channels, task_names
 from densemtl.weighting import build_weighting, select_shared_parameters
 
 PROGRESS_BAR_METRICS = ("miou", "delta1", "normal_mean")
+#: The network parts ``param_groups`` can give their own rate (see :class:`DenseMTLModule`).
+PARAM_PARTS = ("encoder", "decoder", "heads")
 
 
 class DenseMTLModule(L.LightningModule):
@@ -39,6 +41,11 @@ class DenseMTLModule(L.LightningModule):
         weighting: loss-weighting strategy (``fixed``, ``uncertainty``, ...).
         weighting_options: its options, e.g. ``{"weights": {"semseg": 1.0, "depth": 0.5}}``.
         optimizer: ``adamw``, ``adam`` or ``sgd`` (``momentum`` for SGD, ``betas`` for Adam/AdamW).
+        param_groups: per-part ``lr`` / ``weight_decay`` (default: ``lr`` / ``weight_decay``), keys
+            ``encoder`` (``model.encoder``), ``heads`` (``model.heads``, where the architecture has
+            them) and ``decoder`` (every other network parameter; the heads too unless ``heads`` is
+            given), e.g. ``{encoder: {lr: 1e-3}, decoder: {lr: 1e-2}}`` (DenseTorch's multi-task
+            recipe). Unset: one rate for everything.
         scheduler: ``cosine``, ``poly``, ``step`` or ``none``, with linear warm-up, stepped per iteration.
         warmup_fraction: linear warm-up share of training.
         step_milestones / step_gamma: for ``step``: multiply the rate by ``step_gamma`` at these
@@ -75,6 +82,7 @@ class DenseMTLModule(L.LightningModule):
         log_images: int = 4,
         channels_last: bool = False,
         test_time_flip: bool = False,
+        param_groups: dict[str, dict[str, float]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -238,17 +246,62 @@ class DenseMTLModule(L.LightningModule):
             panel = prediction_panel(batch["image"][i].float().cpu().numpy(), palette, pred, gt)
             experiment.add_image(f"val/panel_{i}", panel, self.global_step, dataformats="HWC")
 
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: decayed weights, then norms / biases / weighting
+        parameters without decay; with ``param_groups``, that pair for each part (encoder,
+        decoder, heads) with its own rate, then the weighting parameters at ``lr``."""
+        hp = self.hparams
+        if not hp.get("param_groups"):
+            # No weight decay on norms and biases (standard practice, e.g. timm's param groups).
+            decay, no_decay = [], []
+            for name, param in self.named_parameters():
+                if param.requires_grad:
+                    (no_decay if param.ndim <= 1 or name.startswith("weighting.") else decay).append(param)
+            return [
+                {"params": decay, "weight_decay": hp.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ]
+        options = dict(hp.param_groups)
+        unknown = set(options) - set(PARAM_PARTS)
+        if unknown:
+            raise ConfigError(f"model.param_groups: unknown parts {sorted(unknown)}; use {list(PARAM_PARTS)}")
+        for part in ("encoder", "heads"):
+            if part in options and not isinstance(getattr(self.net, part, None), torch.nn.Module):
+                raise ConfigError(f"model.param_groups: {type(self.net).__name__} has no {part} part")
+        parts: dict[str, list[tuple[str, torch.nn.Parameter]]] = {part: [] for part in PARAM_PARTS}
+        rest = []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            if name.startswith("net.encoder."):
+                parts["encoder"].append((name, param))
+            elif name.startswith("net.heads.") and "heads" in options:
+                parts["heads"].append((name, param))
+            elif name.startswith("net."):
+                parts["decoder"].append((name, param))
+            else:
+                rest.append(param)  # loss-weighting (and other non-network) parameters
+        groups = []
+        for part, named in parts.items():
+            spec = dict(options.get(part) or {})
+            bad = set(spec) - {"lr", "weight_decay"}
+            if bad:
+                raise ConfigError(
+                    f"model.param_groups.{part}: unknown keys {sorted(bad)}; use lr, weight_decay"
+                )
+            lr, wd = float(spec.get("lr", hp.lr)), float(spec.get("weight_decay", hp.weight_decay))
+            decay = [p for _, p in named if p.ndim > 1]
+            no_decay = [p for _, p in named if p.ndim <= 1]
+            groups += [
+                {"params": decay, "lr": lr, "weight_decay": wd, "name": part},
+                {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{part}_no_decay"},
+            ]
+        groups.append({"params": rest, "lr": float(hp.lr), "weight_decay": 0.0, "name": "weighting"})
+        return [g for g in groups if g["params"]]
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        # No weight decay on norms and biases (standard practice, e.g. timm's param groups).
-        decay, no_decay = [], []
-        for name, param in self.named_parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim <= 1 or name.startswith("weighting.") else decay).append(param)
-        groups = [
-            {"params": decay, "weight_decay": hp.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        groups = self.optimizer_groups()
         if hp.optimizer == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
         elif hp.optimizer == "adam":

@@ -41,18 +41,23 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from densemtl.data.datamodule import DenseDataModule
 from densemtl.data.sample import IGNORE_INDEX, TASKS, collate, valid_mask
+from densemtl.losses.compose import LossTerms
 from densemtl.training.augment import AffineMix, ColorAug
 from densemtl.training.module import DenseMTLModule
+
+#: Buffers averaged like the parameters (normalisation statistics); every other buffer is copied.
+EMA_BUFFERS = ("running_mean", "running_var")
 
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """``t <- decay * t + (1 - decay) * s`` for parameters and float buffers (BN statistics);
-    integer buffers (``num_batches_tracked``) are copied."""
+    """``t <- decay * t + (1 - decay) * s`` for parameters and BatchNorm running statistics;
+    other buffers (``num_batches_tracked``, constants such as the input mean / std) are copied:
+    averaging a constant with itself drifts by rounding."""
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(decay).add_(s.detach(), alpha=1 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        if t.is_floating_point():
+    for (name, t), s in zip(teacher.named_buffers(), student.buffers()):
+        if t.is_floating_point() and name.rpartition(".")[2] in EMA_BUFFERS:
             t.mul_(decay).add_(s, alpha=1 - decay)
         else:
             t.copy_(s)
@@ -70,7 +75,9 @@ class SemiSupervisedModule(DenseMTLModule):
     Training batches are ``{"labelled": batch, "unlabelled": batch}`` (a plain batch is treated as
     labelled-only). Args beyond the parent's:
         ema_decay: teacher EMA decay (warmed up as ``min(decay, (1 + step) / (10 + step))``).
-        confidence: softmax threshold of segmentation pseudo-labels.
+        confidence: softmax threshold of segmentation pseudo-labels. Each unlabelled term is its
+            task loss's mean over the pixels kept (confident pseudo-labels, positive pseudo-depth),
+            not over all pixels: its scale does not shrink with the share of confident pixels.
         unsup_weight / unsup_depth_weight: weight of the unlabelled (mixed) seg loss and relative
             weight of its depth term.
         rampup_steps: linear ramp of the unsupervised weights from 0.
@@ -119,6 +126,13 @@ class SemiSupervisedModule(DenseMTLModule):
         if not self.training and self.hparams.evaluate_teacher:
             return self.teacher(image)
         return super().forward(image)
+
+    def evaluation_terms(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> LossTerms:
+        """As the parent's, with the auxiliary outputs switched on in the evaluated model: the
+        teacher when ``evaluate_teacher`` (the parent switches them on in the student only, so
+        the teacher's auxiliary terms, e.g. XTasC-Net's transfers, would be missing)."""
+        with self.teacher.auxiliary_outputs():
+            return super().evaluation_terms(outputs, batch)
 
     def _ramp(self) -> float:
         steps = self.hparams.rampup_steps

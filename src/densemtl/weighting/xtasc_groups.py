@@ -5,7 +5,8 @@ The model's terms are grouped by the branch that receives their gradient:
 * ``L_label = (1 - lambda1) * L_semseg + lambda1 * L_depth:transfer`` (s2d(seg) trains the seg branch)
 * ``L_image = (1 - lambda2) * L_depth + lambda2 * L_semseg:transfer`` (d2s(depth) trains the depth branch)
 
-then ``L = 1/2 e^{-s_l} L_label + s_l + 1/2 e^{-s_i} L_image + s_i`` (``uncertainty=True``, the
+(``disparity`` and ``disparity:transfer`` instead of ``depth`` and ``depth:transfer`` when the
+model's depth-like task is ``disparity``), then ``L = 1/2 e^{-s_l} L_label + s_l + 1/2 e^{-s_i} L_image + s_i`` (``uncertainty=True``, the
 authors' best setting; ``s`` init 0) or ``L_label + L_image``. Missing transfer terms (evaluation,
 ``direct_only``) count as 0; any other term is added unweighted. The two ``s`` live here, so the
 model's parameter count excludes them (as the authors' table).
@@ -24,7 +25,16 @@ from densemtl.weighting import WEIGHTINGS
 from densemtl.weighting.base import Weighting
 
 _FORMS = {"kendall": (0.5, 0.5), "xtasc": (0.5, 1.0), "simple": (1.0, 1.0)}
-GROUP_TERMS = {"label": ("semseg", "depth:transfer"), "image": ("depth", "semseg:transfer")}
+DEPTH_TASKS = ("depth", "disparity")
+
+
+def group_terms(depth_task: str = "depth") -> dict[str, tuple[str, str]]:
+    """The (direct, transfer) term of each group, for the depth-like task ``depth_task``."""
+    return {"label": ("semseg", f"{depth_task}:transfer"), "image": (depth_task, "semseg:transfer")}
+
+
+#: Per depth-like task name: the terms of L_label and L_image.
+GROUP_TERMS = {task: group_terms(task) for task in DEPTH_TASKS}
 
 
 @WEIGHTINGS.register("xtasc_groups")
@@ -41,8 +51,12 @@ class XTasCGroupWeighting(Weighting):
         init_log_var: float = 0.0,
     ) -> None:
         super().__init__(tasks)
-        if set(tasks) != {"semseg", "depth"}:
-            raise ConfigError(f"xtasc_groups weighting needs tasks semseg and depth, got {list(tasks)}")
+        depth_task = next((t for t in tasks if t in DEPTH_TASKS), None)
+        if depth_task is None or set(tasks) != {"semseg", depth_task}:
+            raise ConfigError(
+                f"xtasc_groups weighting needs tasks semseg and depth or disparity, got {list(tasks)}"
+            )
+        self.terms = GROUP_TERMS[depth_task]
         if form not in _FORMS:
             raise ConfigError(f"xtasc_groups form must be one of {sorted(_FORMS)}, got {form!r}")
         self.lambdas = {"label": float(lambda1), "image": float(lambda2)}
@@ -53,7 +67,7 @@ class XTasCGroupWeighting(Weighting):
 
     def groups(self, losses: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
-        for name, (direct, transfer) in GROUP_TERMS.items():
+        for name, (direct, transfer) in self.terms.items():
             lam = self.lambdas[name]
             value = (1 - lam) * losses[direct]
             if transfer in losses:
@@ -71,7 +85,7 @@ class XTasCGroupWeighting(Weighting):
                 total = total + self.loss_factor * torch.exp(-s) * groups[name] + self.reg_factor * s
             else:
                 total = total + groups[name]
-        used = {t for pair in GROUP_TERMS.values() for t in pair}
+        used = {t for pair in self.terms.values() for t in pair}
         for key, value in losses.items():
             if key not in used:
                 total = total + value
@@ -83,8 +97,7 @@ class XTasCGroupWeighting(Weighting):
             for n, s in zip(("label", "image"), self.log_vars.detach())
         }
         return {
-            "semseg": g["label"] * (1 - self.lambdas["label"]),
-            "depth:transfer": g["label"] * self.lambdas["label"],
-            "depth": g["image"] * (1 - self.lambdas["image"]),
-            "semseg:transfer": g["image"] * self.lambdas["image"],
+            term: g[group] * (self.lambdas[group] if i else 1 - self.lambdas[group])
+            for group, pair in self.terms.items()
+            for i, term in enumerate(pair)
         }
