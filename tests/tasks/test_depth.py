@@ -29,7 +29,7 @@ def test_activations_and_their_ranges() -> None:
     assert (sig > 0).all() and (sig < 5.0).all()
     assert depth.activate(RAW, depth_activation="identity") is RAW
     assert depth.activate(RAW).max() == pytest.approx(80.0)  # default: exp, capped at 80 m
-    assert DEPTH_ACTIVATIONS == ("exp", "softplus", "relu", "sigmoid_range", "identity")
+    assert DEPTH_ACTIVATIONS == ("exp", "softplus", "relu", "sigmoid_range", "identity", "abs")
     with pytest.raises(ValueError, match="depth_activation must be one of"):
         depth.activate(RAW, depth_activation="tanh")
 

@@ -77,7 +77,7 @@ def test_two_process_fit_and_metric_agreement(tiny_dataset: Path, tmp_path: Path
         ],
         tmp_path,
     )
-    (ckpt,) = fit_dir.glob("lightning_logs/version_0/checkpoints/last.ckpt")
+    (ckpt,) = fit_dir.glob("*/checkpoints/last.ckpt")  # the run folder <root>/<name>/
     for devices, strategy in (("1", "auto"), ("2", "ddp")):
         _densemtl(
             [

@@ -85,6 +85,7 @@ def sweep_specs(
 def run_comparison(
     specs: Sequence[RunSpec],
     output: str | Path,
+    runner: Callable[[str | Path], Any],
     launcher: str = "local",
     parallel: int = 1,
     slurm: dict[str, Any] | None = None,
@@ -103,9 +104,9 @@ def run_comparison(
     folders, todo = prepare_runs(specs, output, log)
     if todo:
         if launcher == "local":
-            failed = launch_local(todo, parallel, log)
+            failed = launch_local(todo, runner, parallel, log)
         elif launcher == "slurm":
-            failed = launch_slurm(todo, output / "slurm", log=log, **(slurm or {}))
+            failed = launch_slurm(todo, runner, output / "slurm", log=log, **(slurm or {}))
         else:
             raise ConfigError(f"compare: --launcher must be local or slurm, got {launcher!r}")
         if failed:

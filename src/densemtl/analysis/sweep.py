@@ -13,7 +13,7 @@ hash is the spec's) is skipped; **partial** (same hash, no test metrics) resumes
 config is an error rather than a silent mix of two recipes.
 
 Launchers: :func:`launch_local` runs the runs one after another in this process, or N at a time as
-subprocesses (``python -m densemtl.analysis.sweep RUN_DIR``), each pinned to its share of CPU threads
+subprocesses (``python -m densemtl.cli.sweep_run RUN_DIR``), each pinned to its share of CPU threads
 (``OMP_NUM_THREADS`` and ``torch.set_num_threads``) or GPUs (``CUDA_VISIBLE_DEVICES``);
 :func:`launch_slurm` submits each run as a Slurm job with submitit (its local executor runs the same
 code path on this machine). A run on several GPUs is Lightning DDP inside its job
@@ -28,7 +28,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +41,6 @@ __all__ = [
     "launch_local",
     "launch_slurm",
     "prepare_runs",
-    "run_one",
     "run_state",
 ]
 
@@ -156,84 +154,6 @@ def prepare_runs(
     return folders, todo
 
 
-def _per_class_callback() -> Any:
-    """A callback saving the test split's per-class IoU before the module's epoch end resets it.
-
-    Lightning calls callbacks' ``on_test_epoch_end`` before the module's; ``compute_per_class``
-    all-reduces the confusion matrix, so every DDP rank calls it and rank 0 writes.
-    """
-    from lightning.pytorch.callbacks import Callback
-
-    class PerClassIoU(Callback):
-        def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            metrics = getattr(getattr(pl_module, "test_metrics", None), "metrics", None)
-            semseg = metrics["semseg"] if metrics is not None and "semseg" in metrics else None
-            if semseg is None or not hasattr(semseg, "compute_per_class"):
-                return
-            iou = [float(v) for v in semseg.compute_per_class().tolist()]
-            names = list(getattr(pl_module.hparams, "class_names", None) or range(len(iou)))
-            if trainer.is_global_zero and trainer.log_dir:
-                values = {str(n): (None if v != v else v) for n, v in zip(names, iou)}
-                Path(trainer.log_dir, PER_CLASS_FILE).write_text(json.dumps(values, indent=1))
-
-    return PerClassIoU()
-
-
-def run_one(run_dir: str | Path) -> dict[str, Any]:
-    """Train (or resume) and test the run whose spec is in ``run_dir``; its ``result.json`` content.
-
-    The entry point of every launcher: in-process, subprocess and submitit job alike.
-    """
-    import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from densemtl.cli.lightning import build_cli
-    from densemtl.training.checkpoint import read_checkpoint
-
-    run_dir = Path(run_dir)
-    spec = RunSpec.from_json(json.loads((run_dir / SPEC_FILE).read_text()))
-    if os.environ.get("OMP_NUM_THREADS"):  # the launcher's share of the machine
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*directory .* exists and is not empty")
-        cli = build_cli(spec.arguments(run_dir), run=False)
-    trainer, module, data = cli.trainer, cli.model, cli.datamodule
-    # The run's last.ckpt is this callback's alone, saved every checkpoint_every steps (the recipe's
-    # best-checkpoint callback keeps best.ckpt); two writers of one last.ckpt would version it as last-v1.
-    for callback in trainer.checkpoint_callbacks:
-        callback.save_last = False
-    trainer.callbacks.append(
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            every_n_train_steps=max(1, spec.checkpoint_every),
-            save_last=True,
-            save_top_k=0,
-            enable_version_counter=False,
-        )
-    )
-    trainer.callbacks.append(_per_class_callback())
-    last = run_dir / "checkpoints" / "last.ckpt"
-    resumed_from = int(read_checkpoint(last).get("global_step", 0)) if last.is_file() else None
-    start, start_cpu = time.perf_counter(), time.process_time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*directory .* exists and is not empty")
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
-    train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
-    trainer.save_checkpoint(last)  # the final state, whatever the interval
-    trainer.test(module, datamodule=data, verbose=False)
-    result = {
-        "config_hash": spec.config_hash(),
-        "steps": int(trainer.global_step),
-        "train_s": train_s,  # of the last attempt only, when it resumed
-        "train_cpu_s": train_cpu_s,  # this process's threads (not DDP children)
-        "resumed_from_step": resumed_from,
-        "threads": torch.get_num_threads(),
-    }
-    if trainer.is_global_zero:
-        (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1))
-    return result
-
-
 def thread_shares(parallel: int) -> list[int]:
     """CPU threads for each of ``parallel`` concurrent runs (at least one each)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -265,8 +185,15 @@ def _wants_several_devices(overrides: Sequence[str]) -> bool:
     return False
 
 
+#: the module whose ``python -m`` entry runs one folder (it builds the LightningCLI, a command's job)
+RUN_MODULE = "densemtl.cli.sweep_run"
+
+
 def launch_local(
-    run_dirs: Sequence[Path], parallel: int = 1, log: Callable[[str], None] = print
+    run_dirs: Sequence[Path],
+    runner: Callable[[str | Path], Any],
+    parallel: int = 1,
+    log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Run ``run_dirs``: in this process one after another, or ``parallel`` subprocesses at a time.
 
@@ -279,7 +206,7 @@ def launch_local(
     if parallel == 1 and not any(_wants_several_devices(s.overrides) for s in specs.values()):
         for run_dir in run_dirs:
             log(f"[sweep] running {specs[run_dir].label} seed {specs[run_dir].seed}")
-            run_one(run_dir)
+            runner(run_dir)
         return []
     threads, gpus = thread_shares(parallel), gpu_shares(parallel)
     pending, running, failed = list(run_dirs), {}, []
@@ -293,7 +220,7 @@ def launch_local(
             log(f"[sweep] starting {specs[run_dir].label} seed {specs[run_dir].seed} (slot {slot})")
             with open(run_dir / "stdout.log", "ab") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "densemtl.analysis.sweep", str(run_dir)],
+                    [sys.executable, "-m", RUN_MODULE, str(run_dir)],
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -311,6 +238,7 @@ def launch_local(
 
 def launch_slurm(
     run_dirs: Sequence[Path],
+    runner: Callable[[str | Path], Any],
     folder: str | Path,
     partition: str | None = None,
     time_min: int = 240,
@@ -322,7 +250,7 @@ def launch_slurm(
 ) -> list[Path]:
     """Submit each run as one Slurm job (a job array) with submitit, wait, return the failed folders.
 
-    ``cluster="local"``: submitit's local executor, which runs the same pickled :func:`run_one` in
+    ``cluster="local"``: submitit's local executor, which runs the same pickled ``runner`` in
     subprocesses on this machine (how the tests exercise this path).
     """
     try:
@@ -339,7 +267,7 @@ def launch_slurm(
         params["slurm_partition"] = partition
     executor.update_parameters(**params)
     with executor.batch():
-        jobs = [executor.submit(run_one, str(d)) for d in run_dirs]
+        jobs = [executor.submit(runner, str(d)) for d in run_dirs]
     log(f"[sweep] submitted {len(jobs)} job(s) to {executor.cluster}: {', '.join(j.job_id for j in jobs)}")
     failed = []
     for run_dir, job in zip(run_dirs, jobs):
@@ -349,7 +277,3 @@ def launch_slurm(
             failed.append(Path(run_dir))
             log(f"[sweep] {run_dir} failed: {str(exc).splitlines()[-1] if str(exc) else exc!r}")
     return failed
-
-
-if __name__ == "__main__":  # the subprocess entry of launch_local
-    run_one(sys.argv[1])

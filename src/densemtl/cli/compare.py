@@ -21,6 +21,7 @@ from typing import Any
 
 from densemtl.analysis.compare import parse_seeds, recipe_seed, run_comparison, sweep_specs
 from densemtl.cli.args import add_device_argument, positive_int
+from densemtl.cli.sweep_run import run_one
 from densemtl.errors import ConfigError
 
 
@@ -198,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     _, paths = run_comparison(
         specs,
         output,
+        run_one,
         args.launcher,
         args.parallel,
         slurm,
