@@ -61,5 +61,5 @@ def test_help_lists_the_defaults(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["fuse", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for option in ("--voxel_size M voxel edge in metres (default: 0.04)", "(default: bayes)", "--max-depth"):
+    for option in ("--voxel_size M voxel edge in metres (default: 0.04)", "(default: bayes)", "--max_depth"):
         assert option in text

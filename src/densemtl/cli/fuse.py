@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=None,
         metavar="M",
-        help="TSDF truncation distance in metres (default: 4 x --voxel-size)",
+        help="TSDF truncation distance in metres (default: 4 x --voxel_size)",
     )
     parser.add_argument(
         "--max-depth",
