@@ -79,24 +79,16 @@ class OnnxPredictor:
     def __init__(
         self, path: str | Path, size: tuple[int, int] | None = None, threads: int | None = None
     ) -> None:
-        from densemtl.inference.export import onnx_session
+        from densemtl.inference.predictor import OnnxTasks
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(self.path, "ONNX file not found")
-        try:
-            self.session = onnx_session(self.path, threads)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise DataError(
-                self.path, f"not a loadable ONNX model ({' '.join(str(exc).split())[:160]})"
-            ) from None
-        self.names = [o.name for o in self.session.get_outputs()]
+        onnx = OnnxTasks(path, threads)  # loads the file, with its one-line errors
+        self.path, self.session = onnx.path, onnx.session
+        self.names = onnx.outputs
         if "depth" not in self.names:
             raise DataError(self.path, f"outputs {self.names} lack 'depth'")
-        shape = self.session.get_inputs()[0].shape
-        fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
-        self.size = fixed or size
-        self.batch = shape[0] if isinstance(shape[0], int) else None
+        self.size = onnx.fixed_size or size
+        batch = self.session.get_inputs()[0].shape[0]
+        self.batch = batch if isinstance(batch, int) else None
         self.class_names: list[str] | None = None
         self.class_colors: list[list[int]] | None = None
 
