@@ -84,3 +84,12 @@ def test_predict_writes_pointcloud(tmp_path: Path) -> None:
     assert predict.run(args) == 0
     data = read_ply(tmp_path / "out" / "pointcloud" / "a.ply")
     assert len(data) == 24 * 32 and set(np.unique(data["label"])) <= {0, 1, 2}
+
+
+def test_reading_a_broken_ply_is_a_one_line_error(tmp_path: Path) -> None:
+    from densemtl.errors import DataError
+
+    path = tmp_path / "broken.ply"
+    path.write_bytes(b"ply\nformat ascii 1.0\n")
+    with pytest.raises(DataError, match=r"broken\.ply"):
+        read_ply(path)

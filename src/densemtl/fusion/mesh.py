@@ -90,80 +90,58 @@ def _drop_unobserved(
     return verts[used], remap[faces]
 
 
+VERTEX_DTYPE = np.dtype(
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("red", "u1"),
+        ("green", "u1"),
+        ("blue", "u1"),
+        ("class", "<i4"),
+    ]
+)
+
+
 def write_mesh_ply(path: str | Path, mesh: SemanticMesh) -> Path:
-    """Binary little-endian PLY: vertex float x, y, z; uchar red, green, blue; int class; faces as
-    ``list uchar int vertex_indices`` (PLY format, Turk 1994; read by MeshLab, CloudCompare, Open3D)."""
+    """Binary little-endian PLY (plyfile): vertex float x, y, z; uchar red, green, blue; int class;
+    faces as ``list uchar int vertex_indices`` (read by MeshLab, CloudCompare, Open3D)."""
+    from plyfile import PlyData, PlyElement
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    vertex = np.empty(
-        len(mesh.vertices),
-        dtype=[
-            ("x", "<f4"),
-            ("y", "<f4"),
-            ("z", "<f4"),
-            ("red", "u1"),
-            ("green", "u1"),
-            ("blue", "u1"),
-            ("class", "<i4"),
-        ],
-    )
+    vertex = np.empty(len(mesh.vertices), dtype=VERTEX_DTYPE)
     for axis, name in enumerate("xyz"):
         vertex[name] = mesh.vertices[:, axis]
     for channel, name in enumerate(("red", "green", "blue")):
         vertex[name] = mesh.colors[:, channel]
     vertex["class"] = mesh.classes
-    face = np.empty(len(mesh.faces), dtype=[("n", "u1"), ("i", "<i4", (3,))])
-    face["n"] = 3
-    face["i"] = mesh.faces
-    header = "\n".join(
-        [
-            "ply",
-            "format binary_little_endian 1.0",
-            "comment densemtl fused semantic mesh (densemtl fuse)",
-            f"element vertex {len(vertex)}",
-            *(f"property float {a}" for a in "xyz"),
-            *(f"property uchar {c}" for c in ("red", "green", "blue")),
-            "property int class",
-            f"element face {len(face)}",
-            "property list uchar int vertex_indices",
-            "end_header\n",
-        ]
-    )
-    with open(path, "wb") as handle:
-        handle.write(header.encode("ascii"))
-        handle.write(vertex.tobytes())
-        handle.write(face.tobytes())
+    face = np.empty(len(mesh.faces), dtype=[("vertex_indices", "<i4", (3,))])
+    face["vertex_indices"] = mesh.faces
+    elements = [
+        PlyElement.describe(vertex, "vertex"),
+        PlyElement.describe(
+            face, "face", len_types={"vertex_indices": "u1"}, val_types={"vertex_indices": "i4"}
+        ),
+    ]
+    comments = ["densemtl fused semantic mesh (densemtl fuse)"]
+    PlyData(elements, text=False, byte_order="<", comments=comments).write(str(path))
     return path
 
 
 def read_mesh_ply(path: str | Path) -> SemanticMesh:
-    """Read a PLY written by :func:`write_mesh_ply` (that exact layout)."""
+    """Read a mesh PLY with the properties :func:`write_mesh_ply` writes (plyfile)."""
+    from plyfile import PlyData, PlyParseError
+
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        end = raw.index(b"end_header\n") + len(b"end_header\n")
-        header = raw[:end].decode("ascii").splitlines()
-        counts = {line.split()[1]: int(line.split()[2]) for line in header if line.startswith("element")}
-        vdtype = np.dtype(
-            [
-                ("x", "<f4"),
-                ("y", "<f4"),
-                ("z", "<f4"),
-                ("red", "u1"),
-                ("green", "u1"),
-                ("blue", "u1"),
-                ("class", "<i4"),
-            ]
+        data = PlyData.read(str(path))
+        vertex, faces = data["vertex"].data, data["face"].data["vertex_indices"]
+        return SemanticMesh(
+            np.stack([vertex["x"], vertex["y"], vertex["z"]], 1),
+            np.stack(list(faces)).astype(np.int32) if len(faces) else np.zeros((0, 3), np.int32),
+            np.stack([vertex["red"], vertex["green"], vertex["blue"]], 1),
+            vertex["class"].astype(np.int32),
         )
-        vertex = np.frombuffer(raw, dtype=vdtype, count=counts["vertex"], offset=end)
-        face = np.frombuffer(
-            raw, dtype=[("n", "u1"), ("i", "<i4", (3,))], count=counts["face"], offset=end + vertex.nbytes
-        )
-    except (OSError, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, PlyParseError) as exc:
         raise DataError(path, f"not a densemtl mesh PLY ({exc.__class__.__name__}: {exc})") from None
-    return SemanticMesh(
-        np.stack([vertex["x"], vertex["y"], vertex["z"]], 1),
-        face["i"].astype(np.int32),
-        np.stack([vertex["red"], vertex["green"], vertex["blue"]], 1),
-        vertex["class"].astype(np.int32),
-    )

@@ -102,9 +102,9 @@ def write_ply(
 
 def read_ply(path: str | Path) -> np.ndarray:
     """The vertices of a PLY file (binary or ascii) as a numpy structured array (plyfile)."""
-    from plyfile import PlyData
+    from plyfile import PlyData, PlyParseError
 
     try:
         return np.asarray(PlyData.read(str(path))["vertex"].data)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, PlyParseError) as exc:
         raise DataError(path, f"not a readable PLY point cloud ({exc.__class__.__name__}: {exc})") from None
