@@ -25,30 +25,10 @@ import torch
 import yaml
 
 from densemtl.training.module import DenseMTLModule
+from densemtl.weighting import WEIGHTINGS
 
-DEFAULT_METHODS = [
-    "fixed",
-    "uncertainty",
-    "dwa",
-    "rlw",
-    "gradnorm",
-    "pcgrad",
-    "mgda",
-    "mgda_ub",
-    "gradvac",
-    "imtl",
-    "imtl_g",
-    "imtl_l",
-    "cagrad",
-    "nash_mtl",
-    "aligned_mtl",
-    "aligned_mtl_ub",
-    "db_mtl",
-    "famo",
-    "gls",
-    "upgrad",
-    "graddrop",
-]
+# every registered strategy, ``fixed`` (the reference) first; xtasc_groups needs XTasC-Net's terms
+DEFAULT_METHODS = ["fixed", *(n for n in WEIGHTINGS.names() if n not in ("fixed", "xtasc_groups"))]
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 

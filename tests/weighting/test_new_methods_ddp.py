@@ -16,23 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
 from ddp_helpers import ToyMTL, toy_data, toy_ddp_worker, toy_state, train_toy  # noqa: E402
 
+from densemtl.weighting import WEIGHTINGS  # noqa: E402
+
 # every added method with a cross-process statistic (imtl_l is a plain learned loss scale: linear)
-METHODS = [
-    "mgda",
-    "mgda_ub",
-    "gradvac",
-    "imtl",
-    "imtl_g",
-    "cagrad",
-    "nash_mtl",
-    "aligned_mtl",
-    "aligned_mtl_ub",
-    "db_mtl",
-    "famo",
-    "gls",
-    "upgrad",
-    "graddrop",
-]
+EARLIER = {"fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "rlw", "xtasc_groups"}
+METHODS = [name for name in WEIGHTINGS.names() if name not in EARLIER | {"imtl_l"}]
 
 
 def _free_port() -> int:
