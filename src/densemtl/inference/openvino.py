@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from densemtl.errors import ConfigError, DataError, DenseMTLError
+from densemtl.inference.predictor import ExportedTasks, output_tasks
 
 __all__ = [
     "OpenVINOTasks",
@@ -171,12 +172,12 @@ def layer_profile(compiled: Any, feed: dict[str, np.ndarray], runs: int = 5, top
     }
 
 
-class OpenVINOTasks:
+class OpenVINOTasks(ExportedTasks):
     """An exported IR or ONNX file run by OpenVINO behind the ``predict_tasks`` interface of the module."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from densemtl.inference.predictor import output_tasks
+    cpu_only = "--backend openvino runs on OpenVINO's CPU plugin: use --device cpu"
 
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(self.path, "model file not found")
@@ -201,14 +202,6 @@ class OpenVINOTasks:
         )
         self.compiled = compile_model(ov_model, threads)
         self.request = self.compiled.create_infer_request()
-
-    def to(self, device: str | torch.device) -> OpenVINOTasks:
-        if torch.device(device).type != "cpu":
-            raise DenseMTLError("--backend openvino runs on OpenVINO's CPU plugin: use --device cpu")
-        return self
-
-    def eval(self) -> OpenVINOTasks:
-        return self
 
     def predict_tasks(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         self.request.infer({"image": np.ascontiguousarray(image.cpu().numpy())})

@@ -81,8 +81,26 @@ def output_tasks(outputs: Sequence[str]) -> list[str]:
     return ["semseg" if name == "labels" else name for name in outputs]
 
 
-class OnnxTasks:
+class ExportedTasks:
+    """An exported graph behind the module's ``predict_tasks`` / ``to`` / ``eval`` interface, on a
+    CPU-only runtime (subclasses set :attr:`cpu_only` and implement ``predict_tasks``)."""
+
+    #: the one-line error for ``--device`` other than cpu
+    cpu_only = "this runtime runs on the CPU: use --device cpu"
+
+    def to(self, device: str | torch.device) -> ExportedTasks:
+        if torch.device(device).type != "cpu":
+            raise DenseMTLError(self.cpu_only)
+        return self
+
+    def eval(self) -> ExportedTasks:
+        return self
+
+
+class OnnxTasks(ExportedTasks):
     """An exported ONNX file (``densemtl export``) behind the ``predict_tasks`` interface of the module."""
+
+    cpu_only = "--onnx runs on ONNX Runtime's CPU provider: use --device cpu"
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
@@ -101,14 +119,6 @@ class OnnxTasks:
         self.tasks = output_tasks(self.outputs)
         shape = self.session.get_inputs()[0].shape
         self.fixed_size = (shape[2], shape[3]) if all(isinstance(d, int) for d in shape[2:]) else None
-
-    def to(self, device: str | torch.device) -> OnnxTasks:
-        if torch.device(device).type != "cpu":
-            raise DenseMTLError("--onnx runs on ONNX Runtime's CPU provider: use --device cpu")
-        return self
-
-    def eval(self) -> OnnxTasks:
-        return self
 
     def predict_tasks(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = self.session.run(None, {"image": image.cpu().numpy()})
