@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/densemtl demo --output runs/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart=0 -q tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

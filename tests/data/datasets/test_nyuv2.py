@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -155,8 +157,21 @@ def test_mat_loader_13_classes_and_workers(nyu_mat: tuple[Path, tuple[np.ndarray
     semseg = ds[0]["semseg"]
     assert (semseg[1:, :4] == 11).all() and (semseg[:3, 4:] == 4).all() and (semseg[3:, 4:] == 0).all()
     assert "depth" not in ds[0]
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
-    assert [s["meta"]["id"] for s in loader] == ds.ids  # h5py handles re-opened per worker
+    # h5py handles re-opened per worker: the parent has read a sample (its handle is open) before
+    # DataLoader forks. In a fresh process: forking a long-lived, multi-threaded test worker that
+    # has loaded OpenVINO and ONNX Runtime can segfault it (seen under pytest-xdist).
+    script = (
+        "import sys, torch; from densemtl.data.datasets import build_dataset\n"
+        "ds = build_dataset('nyuv2', root=sys.argv[1], split='train', num_classes=13, tasks=['semseg'])\n"
+        "ds[0]\n"
+        "loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)\n"
+        "print(','.join(s['meta']['id'] for s in loader))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [",".join(ds.ids)]
 
 
 def test_mat_loader_with_the_official_splits(shared_dir: Path, tmp_path: Path) -> None:

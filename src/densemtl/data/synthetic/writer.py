@@ -9,7 +9,6 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -103,9 +102,19 @@ def _render_only(job: tuple[int, int, int]) -> int:
 
 
 def _pool(workers: int) -> multiprocessing.pool.Pool:
-    """Worker pool; ``fork`` where it is safe and cheap (Linux: no re-import of torch per worker)."""
-    method = "fork" if sys.platform.startswith("linux") else None
-    return multiprocessing.get_context(method).Pool(workers)
+    """Worker pool forked from a fork server where there is one (Linux, macOS), else spawned.
+
+    Not a plain ``fork`` of the caller: the caller may hold threads (torch's intra-op pool,
+    OpenVINO, a test runner's I/O), and forking a multi-threaded process is unsafe; under pytest-xdist
+    it took a test worker down. The server is a fresh single-threaded interpreter that imports the
+    renderer once, so each worker is still a cheap fork.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__, "densemtl.data.synthetic.trajectory"])
+    else:  # pragma: no cover - Windows
+        context = multiprocessing.get_context("spawn")
+    return context.Pool(workers)
 
 
 @contextlib.contextmanager
