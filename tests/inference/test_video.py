@@ -96,7 +96,12 @@ def test_video_stride_max_frames_timing_and_panel_video(
     assert timing["model_fps"] >= timing["end_to_end_fps"]  # model time is part of the total
     assert "model" in capsys.readouterr().out
     info = video.probe(movie)
-    assert info.fps == 5 and info.height == HEIGHT  # 10 frames/s source, every 2nd frame
+    panel = np.asarray(Image.open(out / "panel" / "clip_000002.png"))
+    assert info.fps == 5  # 10 frames/s source, every 2nd frame
+    even = tuple(d + d % 2 for d in panel.shape[:2])  # yuv420p pads to even sizes
+    assert (info.height, info.width) == even and info.height > HEIGHT  # the panels, legends below
+    sizes = {np.asarray(Image.open(p)).shape for p in (out / "panel").glob("*.png")}
+    assert len(sizes) == 1  # every class in the legend, so every frame has one size
     assert count_frames(movie) == 3
 
 

@@ -198,7 +198,14 @@ def _per_class_iou_and_panels(
                 for t in module.tasks
                 if bool(batch["has_gt"][t][i])
             }
-            panel = prediction_panel(batch["image"][i].numpy(), data.class_colors, pred, gt)
+            panel = prediction_panel(
+                batch["image"][i].numpy(),
+                data.class_colors,
+                pred,
+                gt,
+                class_names=data.class_names,
+                ranges=data.panel_ranges,
+            )
             path = out_dir / f"panel_{len(paths)}.png"
             write_image(path, panel)
             paths.append(path)

@@ -197,6 +197,23 @@ class ResumableDataLoader(DataLoader):
             yield batch
 
 
+def panel_ranges(
+    dataset: str, dataset_options: dict[str, Any] | None = None
+) -> dict[str, tuple[float, float]]:
+    """The fixed colour ranges of prediction panels for a dataset: ``{"depth": (lo, hi)}`` from its
+    ``depth_display_range`` when its depth label holds metres, else ``{}`` (each panel its own range)."""
+    if dataset == "synthetic":
+        from densemtl.data.synthetic import DEPTH_DISPLAY_RANGE
+
+        return {"depth": DEPTH_DISPLAY_RANGE}
+    from densemtl.data.datasets import dataset_class
+
+    cls = dataset_class(dataset)
+    target = (dataset_options or {}).get("depth_target", getattr(cls, "depth_target", "depth"))
+    display = getattr(cls, "depth_display_range", None)
+    return {"depth": tuple(display)} if display is not None and target == "depth" else {}
+
+
 class DenseDataModule(L.LightningDataModule):
     """Train / val / test loaders with depth-correct augmentation.
 
@@ -293,6 +310,11 @@ class DenseDataModule(L.LightningDataModule):
     @property
     def class_colors(self) -> list[list[int]]:
         return self._describe()["class_colors"]
+
+    @property
+    def panel_ranges(self) -> dict[str, tuple[float, float]]:
+        """Fixed colour ranges of prediction panels per task (:func:`panel_ranges`)."""
+        return panel_ranges(self.dataset, self.dataset_options)
 
     # --- data ---
     def prepare_data(self) -> None:

@@ -192,10 +192,12 @@ def write_prediction(
     panel: bool = True,
     pointcloud: bool = False,
     intrinsics: Sequence[float] | None = None,
+    panel_options: dict[str, Any] | None = None,
 ) -> np.ndarray | None:
     """Write one input's outputs under ``out`` (layout in the module docstring); returns the panel if made.
 
-    ``intrinsics``: for ``pointcloud/<name>.ply``, see :func:`intrinsics_at`.
+    ``intrinsics``: for ``pointcloud/<name>.ply``, see :func:`intrinsics_at`; ``panel_options``:
+    ``class_names`` and ``ranges`` of :func:`~densemtl.inference.viz.prediction_panel`.
     """
     from densemtl.inference.viz import colorize_depth, colorize_normals, colorize_semseg, prediction_panel
 
@@ -216,9 +218,20 @@ def write_prediction(
         write_ply(out / "pointcloud" / f"{name}.ply", points, colors, labels)
     if not panel:
         return None
-    image = prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred)
+    image = prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred, **(panel_options or {}))
     io.write_image(out / "panel" / f"{name}.png", image)
     return image
+
+
+def _panel_ranges(data_hparams: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The training dataset's fixed panel colour ranges (none when the checkpoint names no known dataset)."""
+    from densemtl.data.datamodule import panel_ranges
+    from densemtl.errors import DenseMTLError
+
+    try:
+        return panel_ranges(data_hparams.get("dataset", ""), data_hparams.get("dataset_options"))
+    except (DenseMTLError, KeyError):
+        return {}
 
 
 def intrinsics_at(intrinsics: Any, height: int, width: int) -> list[float]:
@@ -294,6 +307,11 @@ def predict_to_folder(
     data_hparams = read_checkpoint(ckpt).get("datamodule_hyper_parameters", {})
     infer_size = size or training_size(data_hparams)
     palette = module.hparams.class_colors or default_palette(module.hparams.num_classes)
+    panel_options = {
+        "class_names": module.hparams.get("class_names"),
+        "ranges": _panel_ranges(data_hparams),
+        "legend_classes": "all",  # one panel size for every frame of a video, and across images
+    }
     if output_video and not (source.is_file() and video.is_video(source)):
         raise DenseMTLError("--output-video needs a video --input")
     runner: Any = module
@@ -331,7 +349,7 @@ def predict_to_folder(
     start = time.perf_counter()
     try:
         count, model_seconds = _predict_all(
-            out, palette, predictor, inputs, total, writer, panels, pointcloud, intrinsics
+            out, palette, predictor, inputs, total, writer, panels, pointcloud, intrinsics, panel_options
         )
     finally:
         if writer is not None:  # also on an error: a playable video of the frames done so far
@@ -390,6 +408,7 @@ def _predict_all(
     panels: bool,
     pointcloud: bool,
     intrinsics: Sequence[float] | None,
+    panel_options: dict[str, Any],
 ) -> tuple[int, float]:
     """Predict and write every input; returns (frames, seconds spent inside the model)."""
     from rich.progress import track
@@ -403,11 +422,11 @@ def _predict_all(
         pred = predictor(rgb)
         model_seconds += time.perf_counter() - tic
         count += 1
-        panel = write_prediction(out, name, rgb, pred, palette, panels, pointcloud, intrinsics)
+        panel = write_prediction(out, name, rgb, pred, palette, panels, pointcloud, intrinsics, panel_options)
         if writer is not None:
             writer.write(
                 panel
                 if panel is not None
-                else prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred)
+                else prediction_panel(rgb.astype(np.float32) / 255.0, palette, pred, **panel_options)
             )
     return count, model_seconds

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +18,7 @@ __all__ = [
     "hstack_panel",
     "prediction_panel",
     "to_uint8_image",
+    "vstack_left",
 ]
 
 
@@ -64,16 +65,47 @@ def prediction_panel(
     palette: Sequence[Sequence[int]],
     pred: dict[str, np.ndarray],
     gt: dict[str, np.ndarray] | None = None,
+    class_names: Sequence[str] | None = None,
+    ranges: Mapping[str, Sequence[float]] | None = None,
+    legend: bool = True,
+    legend_classes: str = "present",
 ) -> np.ndarray:
     """RGB, then each task's tiles (:meth:`Task.panel_tiles`) in the canonical task order:
-    GT seg | pred seg | GT depth | pred depth | depth error | GT / pred normals.
+    GT seg | pred seg | GT depth | pred depth | depth error | GT / pred normals; under them,
+    each task's legend (:meth:`Task.panel_legend`: class names, a depth colour bar in metres).
 
     ``pred`` / ``gt`` hold numpy arrays: ``semseg`` [H, W] ids, ``depth`` [H, W] metres,
-    ``normals`` [H, W, 3]; panels without ground truth are skipped.
+    ``normals`` [H, W, 3]; panels without ground truth are skipped. ``ranges`` fixes the colour
+    range of continuous tasks (``{"depth": (0, 10)}``, the dataset's display range), so that
+    panels of different images compare; without it each panel uses its own GT's range.
+    ``legend_classes``: ``"present"`` (the classes in this image) or ``"all"`` (every class: one
+    panel size for every frame of a video).
     """
     gt = gt or {}
-    tiles = [to_uint8_image(image)]
+    ranges = ranges or {}
+    tiles, shown = [to_uint8_image(image)], []
     for name in task_names():
-        if name in pred:
-            tiles.extend(get_task(name).panel_tiles(pred[name], gt.get(name), palette=palette))
-    return hstack_panel(tiles)
+        if name not in pred:
+            continue
+        options: dict = {"palette": palette, "class_names": class_names, "legend_classes": legend_classes}
+        if name in ranges:
+            options["value_range"] = ranges[name]
+        tiles.extend(get_task(name).panel_tiles(pred[name], gt.get(name), **options))
+        shown.append((name, options))
+    panel = hstack_panel(tiles)
+    if not legend:
+        return panel
+    strips = [get_task(n).panel_legend(pred[n], gt.get(n), width=panel.shape[1], **o) for n, o in shown]
+    strips = [strip for strip in strips if strip is not None]
+    return vstack_left(panel, strips) if strips else panel
+
+
+def vstack_left(top: np.ndarray, strips: Sequence[np.ndarray]) -> np.ndarray:
+    """``top`` with each strip below it, left-aligned on white, as wide as the widest part."""
+    width = max(top.shape[1], *(s.shape[1] for s in strips))
+    rows = []
+    for part in (top, *strips):
+        row = np.full((part.shape[0], width, 3), 255, dtype=np.uint8)
+        row[:, : part.shape[1]] = part
+        rows.append(row)
+    return np.concatenate(rows, axis=0)

@@ -186,6 +186,13 @@ class Task:
         tiles = [] if gt is None else [self.colorize(gt, **options)]
         return [*tiles, self.colorize(pred, **options)]
 
+    def panel_legend(
+        self, pred: np.ndarray, gt: np.ndarray | None = None, width: int = 320, **options: Any
+    ) -> np.ndarray | None:
+        """A strip (uint8 RGB ``[h, w, 3]``, ``w <= width`` where it can) that explains this task's
+        colours under a prediction panel, or None when the colours need no key (normals)."""
+        return None
+
     def to_numpy(self, prediction: torch.Tensor) -> np.ndarray:
         """One sample's prediction ``[C, H, W]`` -> numpy layout (float32; semseg: argmax ids)."""
         return _channels_last(prediction.detach().float().cpu())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,13 +112,49 @@ class DepthTask(Task):
         rgb[~valid] = 0
         return rgb
 
-    def panel_tiles(self, pred: np.ndarray, gt: np.ndarray | None = None, **options: Any) -> list[np.ndarray]:
-        """GT, prediction (one colour range: the valid GT's, else the prediction's) and the error map."""
+    #: the unit of the values, written on the colour bar
+    unit = "m"
+
+    def panel_range(
+        self, pred: np.ndarray, gt: np.ndarray | None = None, value_range: Sequence[float] | None = None
+    ) -> tuple[float, float]:
+        """The colour range of a panel: ``value_range`` (the dataset's fixed display range, so
+        that panels of different images compare), else the valid GT's min / max, else the
+        prediction's."""
+        if value_range is not None:
+            return float(value_range[0]), float(value_range[1])
         valid = gt[gt > 0] if gt is not None and (gt > 0).any() else pred.ravel()
-        vmin, vmax = float(valid.min()), float(valid.max())
+        return float(valid.min()), float(valid.max())
+
+    def panel_tiles(
+        self,
+        pred: np.ndarray,
+        gt: np.ndarray | None = None,
+        value_range: Sequence[float] | None = None,
+        **options: Any,
+    ) -> list[np.ndarray]:
+        """GT, prediction (one colour range, :meth:`panel_range`) and the error map."""
+        vmin, vmax = self.panel_range(pred, gt, value_range)
         if gt is None:
             return [self.colorize(pred, vmin, vmax)]
         return [self.colorize(gt, vmin, vmax), self.colorize(pred, vmin, vmax), colorize_error(pred, gt)]
+
+    def panel_legend(
+        self,
+        pred: np.ndarray,
+        gt: np.ndarray | None = None,
+        width: int = 320,
+        value_range: Sequence[float] | None = None,
+        **options: Any,
+    ) -> np.ndarray:
+        """The colour bar of :meth:`panel_tiles`' range, labelled in :attr:`unit`."""
+        from densemtl.tasks.legend import colour_bar
+
+        vmin, vmax = self.panel_range(pred, gt, value_range)
+        ramp = np.linspace(vmin, vmax, 256, dtype=np.float64)[None]
+        # colorize marks values <= 0 invalid (black); the ramp's first colour is the range's start
+        colours = self.colorize(np.maximum(ramp, np.finfo(np.float32).tiny), vmin, vmax)[0]
+        return colour_bar(colours, vmin, vmax, self.unit, self.name, width=min(width, 320))
 
     def read(self, path: str | Path, **options: Any) -> np.ndarray:
         """Float32 metres [H, W] from a uint16-millimetre PNG or a float ``.npy``."""

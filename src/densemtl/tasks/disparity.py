@@ -120,8 +120,11 @@ class DisparityTask(Task):
 
         return get_task("depth").colorize(array, vmin, vmax, cmap)
 
-    #: GT, prediction on the GT's colour range, and the |error| map, as for depth.
+    #: GT, prediction on one colour range, the |error| map and the colour bar, as for depth.
+    unit = "px"
+    panel_range = DepthTask.panel_range
     panel_tiles = DepthTask.panel_tiles
+    panel_legend = DepthTask.panel_legend
 
     def read(self, path: str | Path, **options: Any) -> np.ndarray:
         """Float32 pixels [H, W] from a Cityscapes-encoded uint16 PNG or a float ``.npy``."""

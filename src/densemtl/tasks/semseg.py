@@ -75,6 +75,29 @@ class SemsegTask(Task):
         table[IGNORE_INDEX] = 0
         return table[np.clip(array, 0, len(table) - 1).astype(np.int64)]
 
+    def panel_legend(
+        self,
+        pred: np.ndarray,
+        gt: np.ndarray | None = None,
+        width: int = 320,
+        palette: Sequence[Sequence[int]] | None = None,
+        class_names: Sequence[str] | None = None,
+        legend_classes: str = "present",
+        **options: Any,
+    ) -> np.ndarray:
+        """Swatches with the names of the classes in the prediction or the GT (ignore left out), or
+        of every class with ``legend_classes="all"`` (one legend size for every frame of a video)."""
+        from densemtl.tasks.legend import swatches
+
+        if legend_classes == "all" and (class_names or palette):
+            ids = list(range(len(class_names) if class_names else len(palette)))  # type: ignore[arg-type]
+        else:
+            present = np.unique(pred) if gt is None else np.union1d(np.unique(pred), np.unique(gt))
+            ids = [int(i) for i in present if i != IGNORE_INDEX]
+        colours = self.colorize(np.asarray([ids], dtype=np.int64), palette=palette)[0]
+        names = [class_names[i] if class_names and i < len(class_names) else f"class {i}" for i in ids]
+        return swatches(list(zip(names, colours.tolist())), width)
+
     def to_numpy(self, prediction: torch.Tensor) -> np.ndarray:
         """Logits [C, H, W] -> int64 class ids [H, W] (argmax)."""
         return prediction.detach().float().cpu().argmax(0).numpy()

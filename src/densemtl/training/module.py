@@ -243,7 +243,14 @@ class DenseMTLModule(L.LightningModule):
             gt = {
                 t: get_task(t).label_to_numpy(batch[t][i]) for t in self.tasks if bool(batch["has_gt"][t][i])
             }
-            panel = prediction_panel(batch["image"][i].float().cpu().numpy(), palette, pred, gt)
+            panel = prediction_panel(
+                batch["image"][i].float().cpu().numpy(),
+                palette,
+                pred,
+                gt,
+                class_names=self.hparams.get("class_names"),
+                ranges=getattr(getattr(self.trainer, "datamodule", None), "panel_ranges", None),
+            )
             experiment.add_image(f"val/panel_{i}", panel, self.global_step, dataformats="HWC")
 
     def optimizer_groups(self) -> list[dict[str, Any]]:

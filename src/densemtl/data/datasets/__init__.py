@@ -40,6 +40,12 @@ def build_dataset(name: str, **kwargs: Any) -> Any:
     return DATASETS.build(name, **kwargs)
 
 
+def dataset_class(name: str) -> type:
+    """The class registered as ``name`` (a ConfigError naming the known ones otherwise)."""
+    _load_all()
+    return DATASETS.get(name)
+
+
 def dataset_names() -> list[str]:
     _load_all()
     return DATASETS.names()

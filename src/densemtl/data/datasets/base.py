@@ -196,6 +196,9 @@ class RealDataset(Dataset):
     #: ``"inverse_depth"`` (mtan Cityscapes); put in ``meta["target"]`` when not ``"depth"``, where
     #: zoom augmentation reads it (the ``disparity`` task carries its meaning itself and needs no flag)
     depth_target: str = "depth"
+    #: the colour range (metres) of depth in prediction panels: one range for the whole dataset,
+    #: so that panels of different images compare (None: each panel uses its own GT's range)
+    depth_display_range: ClassVar[tuple[float, float] | None] = None
 
     def __init__(
         self,

@@ -146,6 +146,7 @@ class Cityscapes(RealDataset):
     """
 
     name = "cityscapes"
+    depth_display_range = (0.0, 80.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 2975, "val": 500, "test": 1525}
 
     def __init__(

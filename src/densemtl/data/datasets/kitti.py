@@ -133,6 +133,7 @@ class KITTI(RealDataset):
     """
 
     name = "kitti"
+    depth_display_range = (0.0, 80.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 85898, "val": 6852, "val_selection_cropped": 1000}
 
     def __init__(

@@ -115,6 +115,7 @@ class NYUv2Mtan(_MtanNpy):
     """
 
     name = "nyuv2_mtan"
+    depth_display_range = (0.0, 10.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 795, "val": 654}
     folders: ClassVar[dict[str, str]] = {"semseg": "label", "depth": "depth", "normals": "normal"}
 

@@ -63,6 +63,7 @@ class NYUDMT(RealDataset):
     """
 
     name = "nyud_mt"
+    depth_display_range = (0.0, 10.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 795, "val": 654}
 
     def __init__(

@@ -189,6 +189,7 @@ class NYUv2(RealDataset):
     """
 
     name = "nyuv2"
+    depth_display_range = (0.0, 10.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 795, "test": 654}
 
     def __init__(
@@ -309,6 +310,7 @@ class NYUv2List(RealDataset):
     """
 
     name = "nyuv2_list"
+    depth_display_range = (0.0, 10.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 795, "val": 654}
 
     def __init__(

@@ -114,6 +114,7 @@ class ScanNet(RealDataset):
     """
 
     name = "scannet"
+    depth_display_range = (0.0, 10.0)
     split_sizes: ClassVar[dict[str, int]] = {}
 
     def __init__(

@@ -144,6 +144,7 @@ class SUNRGBD(RealDataset):
     """
 
     name = "sunrgbd"
+    depth_display_range = (0.0, 8.0)
     split_sizes: ClassVar[dict[str, int]] = {"train": 5285, "test": 5050}
 
     def __init__(

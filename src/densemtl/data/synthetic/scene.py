@@ -39,6 +39,8 @@ CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
     (140, 86, 75),  # sofa
     (255, 187, 120),  # lamp
 )
+DEPTH_DISPLAY_RANGE = (0.0, 10.0)
+"""Colour range (metres) of depth in prediction panels: the rooms are at most about 9 m deep."""
 WALL, FLOOR, CEILING, DOOR, WINDOW, PICTURE, TABLE, CABINET, SOFA, LAMP = range(len(CLASS_NAMES))
 
 NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)
