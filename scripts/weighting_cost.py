@@ -7,7 +7,7 @@ random 12 x 3 x 96 x 128 batches (semseg + depth; the class-frequency weights of
 left out: they need the dataset and do not change the cost). One step = forward, losses,
 weighting, backward, AdamW step. The methods run interleaved (A B C A B C ...: a machine whose load
 drifts hits them alike), each round one step per method after one untimed warm-up round; the
-table gives medians and their ratio to ``fixed``. Memory: the peak of the step above the memory in
+table gives medians, the per-round ratio to ``fixed`` (median and range). Memory: the peak of the step above the memory in
 use before it (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's resident set,
 sampled every 2 ms). Prints a markdown table.
 """
@@ -123,13 +123,19 @@ def main() -> None:
             if round_ > 0:  # round 0 warms up (allocator, AdamW state, solver imports)
                 times[name].append(seconds)
                 memory[name].append(mib)
-    t0, m0 = statistics.median(times["fixed"]), statistics.median(memory["fixed"])
+    m0 = statistics.median(memory["fixed"])
     print(f"{args.rounds} interleaved rounds on {device} ({torch.get_num_threads()} threads), medians:\n")
-    print("| weighting | s / step | x fixed | peak extra MiB | x fixed |")
+    # per-round ratios (the same round's fixed step): their range is the spread of the ratio.
+    # Memory has no ratio: fixed's extra is near 0 on CPU (the allocator reuses freed pages).
+    print(
+        "| weighting | s / step | x fixed (median, min-max over rounds) | peak extra MiB | MiB above fixed |"
+    )
     print("|---|---|---|---|---|")
     for name in args.methods:
         t, m = statistics.median(times[name]), statistics.median(memory[name])
-        print(f"| {name} | {t:.3f} | {t / t0:.2f} | {m:.0f} | {m / m0:.2f} |")
+        ratios = [a / b for a, b in zip(times[name], times["fixed"])]
+        spread = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        print(f"| {name} | {t:.3f} | {spread} | {m:.0f} | {m - m0:+.0f} |")
 
 
 if __name__ == "__main__":
