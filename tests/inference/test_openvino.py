@@ -84,3 +84,38 @@ def test_export_and_predict_with_openvino(tmp_path: Path, capsys: pytest.Capture
         ovb.export_openvino(realistic_model({"semseg": 3}), tmp_path / "m.onnx", SIZE)
     assert main([*common, "--output", str(tmp_path / "x"), "--backend", "openvino"]) == 2
     assert "give it with --onnx FILE" in capsys.readouterr().err
+
+
+def test_bf16_precision_is_asked_for_and_refused_where_it_cannot_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``precision="bf16"`` runs the float layers in bf16 (close to f32, not equal); an unknown
+    precision, bf16 on a CPU without bf16 units, or ``--precision`` without OpenVINO is one line."""
+    model = realistic_model({"semseg": 5, "depth": 1})
+    xml = tmp_path / "m.xml"
+    ovb.export_openvino(model, xml, SIZE, outputs=["semseg", "depth"])
+    image = np.random.default_rng(0).random((1, 3, *SIZE), dtype=np.float32)
+    with pytest.raises(ConfigError, match="precision must be one of f32, bf16"):
+        ovb.compile_model(xml, threads=1, precision="fp8")
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        with pytest.raises(ConfigError, match="no bf16 units"):
+            ovb.compile_model(xml, threads=1, precision="bf16")
+        return
+    f32 = list(ovb.compile_model(xml, threads=1)(image).values())
+    bf16 = list(ovb.compile_model(xml, threads=1, precision="bf16")(image).values())
+    for a, b in zip(f32, bf16):
+        assert not np.array_equal(a, b)  # really bf16, not the f32 kernels under another name
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+    runner = ovb.OpenVINOTasks(xml, threads=1, precision="bf16")
+    assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+    ckpt = _flip_checkpoint(tmp_path)
+    images = _write_images(tmp_path / "in", 1, SIZE)
+    common = ["predict", "--ckpt", str(ckpt), "--input", str(images), "--no-panel", "--precision", "bf16"]
+    assert main([*common, "--output", str(tmp_path / "a")]) == 2
+    assert "--precision bf16 runs an exported file" in capsys.readouterr().err
+    onnx = tmp_path / "m.onnx"
+    export.export_onnx(model, onnx, SIZE, outputs=["semseg", "depth"])
+    assert (
+        main([*common, "--output", str(tmp_path / "b"), "--onnx", str(onnx), "--backend", "onnxruntime"]) == 2
+    )
+    assert "is an OpenVINO setting" in capsys.readouterr().err

@@ -13,8 +13,9 @@ Paths (``--paths``, comma-separated; default: every path of the device):
   the benchmark image: its latency is real, its ``max |diff|`` is not an accuracy measure; score a
   calibrated ``densemtl export --int8`` file with ``densemtl predict --onnx`` + ``densemtl evaluate``),
   ``onnxruntime_plain`` (the network as trained, without the ``for_onnx()`` rewrite), ``openvino``
-  (the exported ONNX graph converted to an OpenVINO IR, CPU plugin, fp32) and ``openvino_int8``
-  (the IR quantised by NNCF, calibrated on the benchmark image).
+  (the exported ONNX graph converted to an OpenVINO IR, CPU plugin, fp32), ``openvino_bf16`` (the
+  same IR with bf16 float layers, where the CPU has bf16 units: the plugin's own default there) and
+  ``openvino_int8`` (the IR quantised by NNCF, calibrated on the benchmark image).
 * ``<exported path>+labels`` (e.g. ``openvino+labels``): the deployment graph of
   ``densemtl export`` (semseg label map, uint8, and full-resolution depth inside the graph) instead
   of full-resolution logits; its ``max |diff|`` for the label map is the fraction of pixels whose
@@ -83,8 +84,15 @@ CPU_PATHS = (
     "openvino",
     "openvino_int8",
 )
-EXTRA_CPU_PATHS = ("onnxruntime_plain",)  # and "<exported path>+labels"
-EXPORTED_PATHS = ("onnxruntime", "onnxruntime_int8", "onnxruntime_plain", "openvino", "openvino_int8")
+EXTRA_CPU_PATHS = ("onnxruntime_plain", "openvino_bf16")  # and "<exported path>+labels"
+EXPORTED_PATHS = (
+    "onnxruntime",
+    "onnxruntime_int8",
+    "onnxruntime_plain",
+    "openvino",
+    "openvino_bf16",
+    "openvino_int8",
+)
 CUDA_PATHS = ("eager", "channels_last", "compile", "fp16", "bf16", "fp16_cudagraph")
 
 
@@ -215,7 +223,8 @@ def _exported_path(
 
     if base == "openvino_int8":
         path = ovb.quantize_openvino_int8(path, tmp / f"{stem}_int8.xml", [x.numpy()])
-    compiled = ovb.compile_model(path, threads)
+    precision = "bf16" if base == "openvino_bf16" else "f32"
+    compiled = ovb.compile_model(path, threads, precision=precision)
     request = compiled.create_infer_request()
     count = len(compiled.outputs)
 
@@ -223,7 +232,9 @@ def _exported_path(
         request.infer(feed)
         return tuple(torch.from_numpy(request.get_output_tensor(i).data) for i in range(count))
 
-    return run, lambda runs: ovb.layer_profile(ovb.compile_model(path, threads, perf_count=True), feed, runs)
+    return run, lambda runs: ovb.layer_profile(
+        ovb.compile_model(path, threads, perf_count=True, precision=precision), feed, runs
+    )
 
 
 def _reference(model: nn.Module, x: torch.Tensor, name: str) -> tuple[torch.Tensor, ...]:

@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="runtime for --onnx FILE (default: openvino for an .xml IR, else onnxruntime; "
         "openvino also runs .onnx files)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("f32", "bf16"),
+        default="f32",
+        help="OpenVINO: precision of the float layers (bf16: the CPU's bf16 units, faster, "
+        "not bit-exact; refused on a CPU without them)",
+    )
     parser.add_argument("--no-panel", action="store_true", help="skip the side-by-side panels")
     parser.add_argument(
         "--pointcloud",
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         output_video=args.output_video,
         backend=args.backend,
+        precision=args.precision,
     )
     is_video = video.is_video(args.input)
     print(

@@ -290,12 +290,14 @@ def predict_to_folder(
     max_frames: int | None = None,
     output_video: str | Path | None = None,
     backend: str | None = None,
+    precision: str = "f32",
 ) -> dict[str, Any]:
     """Predict every input of ``source`` and write the outputs under ``output``; returns the timing.
 
     ``ckpt`` gives the network, classes and palette; with ``onnx`` the exported file runs instead
     (its tasks must match the checkpoint's; a fixed-size graph sets the inference size), by
-    ``backend`` ``onnxruntime`` or ``openvino`` (default: ``openvino`` for an ``.xml`` IR).
+    ``backend`` ``onnxruntime`` or ``openvino`` (default: ``openvino`` for an ``.xml`` IR), whose
+    float layers run in ``precision`` (``f32``, or ``bf16`` on a CPU with bf16 units).
     ``size``: inference size (default: the checkpoint's training size). ``output_video``: also encode
     the side-by-side panels of a video input at its frame rate / ``stride``.
     """
@@ -316,7 +318,7 @@ def predict_to_folder(
         raise DenseMTLError("--output-video needs a video --input")
     runner: Any = module
     if onnx:
-        runner = exported_runner(onnx, backend)
+        runner = exported_runner(onnx, backend, precision)
         _check_flip(runner, bool(module.hparams.get("test_time_flip", False)))
         if set(runner.tasks) != set(module.tasks):
             raise DataError(
@@ -329,8 +331,9 @@ def predict_to_folder(
                     f"{runner.fixed_size[0]}x{runner.fixed_size[1]}"
                 )
             infer_size = runner.fixed_size
-    elif backend not in (None, "torch"):
-        raise DenseMTLError(f"--backend {backend} runs an exported file: give it with --onnx FILE")
+    elif backend not in (None, "torch") or precision != "f32":
+        flag = f"--backend {backend}" if backend not in (None, "torch") else f"--precision {precision}"
+        raise DenseMTLError(f"{flag} runs an exported file: give it with --onnx FILE")
     intrinsics_source = "--intrinsics" if intrinsics else None
     if pointcloud and not intrinsics:
         intrinsics = training_intrinsics(data_hparams)  # type: ignore[assignment]
@@ -372,15 +375,18 @@ def predict_to_folder(
     return timing
 
 
-def exported_runner(path: str | Path, backend: str | None = None) -> Any:
-    """:class:`OnnxTasks` or :class:`~densemtl.inference.openvino.OpenVINOTasks` for an exported file."""
+def exported_runner(path: str | Path, backend: str | None = None, precision: str = "f32") -> Any:
+    """:class:`OnnxTasks` or :class:`~densemtl.inference.openvino.OpenVINOTasks` for an exported file;
+    ``precision`` (``f32`` / ``bf16``) of OpenVINO's float layers."""
     kind = backend or ("openvino" if Path(path).suffix == ".xml" else "onnxruntime")
     if kind == "openvino":
         from densemtl.inference.openvino import OpenVINOTasks
 
-        return OpenVINOTasks(path)
+        return OpenVINOTasks(path, precision=precision)
     if kind != "onnxruntime":
         raise DenseMTLError(f"--backend must be torch, onnxruntime or openvino, got {kind!r}")
+    if precision != "f32":
+        raise DenseMTLError(f"--precision {precision} is an OpenVINO setting: add --backend openvino")
     return OnnxTasks(path)
 
 
