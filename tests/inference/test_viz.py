@@ -8,6 +8,7 @@ import numpy as np
 from densemtl.data.datamodule import panel_ranges
 from densemtl.inference.viz import prediction_panel
 from densemtl.tasks import get_task
+from densemtl.tasks.depth import colorize_error, error_range
 
 PALETTE = [[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]]
 NAMES = ["wall", "floor", "chair", "table"]
@@ -43,6 +44,11 @@ def test_panel_has_a_class_legend_and_a_depth_colour_bar_under_the_tiles() -> No
     near = tuple(depth.colorize(np.array([[1e-6]]), 0.0, 10.0)[0, 0].tolist())
     far = tuple(depth.colorize(np.array([[10.0]]), 0.0, 10.0)[0, 0].tolist())
     assert near in colours and far in colours  # the bar spans the fixed range's colours
+    top = error_range(pred["depth"] + 0.5, gt["depth"])
+    with_error = prediction_panel(image, PALETTE, {**pred, "depth": pred["depth"] + 0.5}, gt)
+    heat = colorize_error(np.array([[0.0, top]]) + 1.0, np.ones((1, 2)), top)[0]
+    error_colours = _colours(with_error[H:])
+    assert all(tuple(c) in error_colours for c in heat.tolist())  # the error map's scale, 0 to its top
 
 
 def test_fixed_depth_range_colours_the_same_depth_alike_in_every_image() -> None:

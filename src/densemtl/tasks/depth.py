@@ -25,14 +25,21 @@ PNG_SCALE = 1000.0
 INVERSE_TARGETS = ("disparity", "inverse_depth")
 
 
+def error_range(pred: np.ndarray, gt: np.ndarray) -> float:
+    """The top of the error map's colour range: the 99th percentile of |pred - gt| over valid gt."""
+    valid = gt > 0
+    return float(np.percentile(np.abs(pred - gt)[valid], 99)) if valid.any() else 1.0
+
+
 def colorize_error(pred: np.ndarray, gt: np.ndarray, vmax: float | None = None) -> np.ndarray:
-    """|pred - gt| over valid gt (> 0) as a heat map (black = invalid)."""
+    """|pred - gt| over valid gt (> 0) as a heat map from 0 to ``vmax`` (default
+    :func:`error_range`); black = invalid."""
     from matplotlib import colormaps  # imported on use: matplotlib is slow to import
 
     valid = gt > 0
     err = np.where(valid, np.abs(pred - gt), 0.0)
     if vmax is None:
-        vmax = float(np.percentile(err[valid], 99)) if valid.any() else 1.0
+        vmax = error_range(pred, gt)
     rgb = (colormaps["inferno"](np.clip(err / max(vmax, 1e-6), 0, 1))[..., :3] * 255).astype(np.uint8)
     rgb[~valid] = 0
     return rgb
@@ -147,14 +154,22 @@ class DepthTask(Task):
         value_range: Sequence[float] | None = None,
         **options: Any,
     ) -> np.ndarray:
-        """The colour bar of :meth:`panel_tiles`' range, labelled in :attr:`unit`."""
-        from densemtl.tasks.legend import colour_bar
+        """The colour bar of :meth:`panel_tiles`' range, labelled in :attr:`unit`, and beside it,
+        with ground truth, the error map's (0 to :func:`error_range`)."""
+        from densemtl.tasks.legend import colour_bar, side_by_side
 
         vmin, vmax = self.panel_range(pred, gt, value_range)
         ramp = np.linspace(vmin, vmax, 256, dtype=np.float64)[None]
         # colorize marks values <= 0 invalid (black); the ramp's first colour is the range's start
         colours = self.colorize(np.maximum(ramp, np.finfo(np.float32).tiny), vmin, vmax)[0]
-        return colour_bar(colours, vmin, vmax, self.unit, self.name, width=min(width, 320))
+        bar = colour_bar(colours, vmin, vmax, self.unit, self.name, width=min(width // 2, 320))
+        if gt is None or not (gt > 0).any():
+            return bar
+        top = error_range(pred, gt)
+        heat = colorize_error(np.linspace(0.0, top, 256)[None] + 1.0, np.ones((1, 256)), top)[0]
+        return side_by_side(
+            [bar, colour_bar(heat, 0.0, top, self.unit, "|error|", width=min(width // 4, 160))]
+        )
 
     def read(self, path: str | Path, **options: Any) -> np.ndarray:
         """Float32 metres [H, W] from a uint16-millimetre PNG or a float ``.npy``."""

@@ -93,3 +93,16 @@ def swatches(
     for x, row, name, _ in placed:
         draw.text((x + box + gap, gap + row * line), name, fill=TEXT, font=font)
     return np.asarray(image)
+
+
+def side_by_side(strips: Sequence[np.ndarray], gap: int = 16) -> np.ndarray:
+    """Strips next to each other, top-aligned on white."""
+    height = max(s.shape[0] for s in strips)
+    parts = []
+    for i, strip in enumerate(strips):
+        part = np.full((height, strip.shape[1], 3), BACKGROUND, dtype=np.uint8)
+        part[: strip.shape[0]] = strip
+        parts.append(part)
+        if i < len(strips) - 1:
+            parts.append(np.full((height, gap, 3), BACKGROUND, dtype=np.uint8))
+    return np.concatenate(parts, axis=1)
