@@ -226,11 +226,10 @@ def write_prediction(
 def _panel_ranges(data_hparams: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """The training dataset's fixed panel colour ranges (none when the checkpoint names no known dataset)."""
     from densemtl.data.datamodule import panel_ranges
-    from densemtl.errors import DenseMTLError
 
     try:
         return panel_ranges(data_hparams.get("dataset", ""), data_hparams.get("dataset_options"))
-    except (DenseMTLError, KeyError):
+    except DenseMTLError:  # a dataset this install does not register
         return {}
 
 

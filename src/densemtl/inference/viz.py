@@ -9,6 +9,7 @@ import numpy as np
 
 from densemtl.tasks import get_task, task_names
 from densemtl.tasks.depth import colorize_error
+from densemtl.tasks.legend import vstack_left
 
 __all__ = [
     "colorize_depth",
@@ -98,14 +99,3 @@ def prediction_panel(
     strips = [get_task(n).panel_legend(pred[n], gt.get(n), width=panel.shape[1], **o) for n, o in shown]
     strips = [strip for strip in strips if strip is not None]
     return vstack_left(panel, strips) if strips else panel
-
-
-def vstack_left(top: np.ndarray, strips: Sequence[np.ndarray]) -> np.ndarray:
-    """``top`` with each strip below it, left-aligned on white, as wide as the widest part."""
-    width = max(top.shape[1], *(s.shape[1] for s in strips))
-    rows = []
-    for part in (top, *strips):
-        row = np.full((part.shape[0], width, 3), 255, dtype=np.uint8)
-        row[:, : part.shape[1]] = part
-        rows.append(row)
-    return np.concatenate(rows, axis=0)

@@ -31,16 +31,20 @@ def error_range(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.percentile(np.abs(pred - gt)[valid], 99)) if valid.any() else 1.0
 
 
+def error_colours(err: np.ndarray, vmax: float) -> np.ndarray:
+    """Absolute errors (any shape) -> uint8 RGB on the error maps' scale, 0 to ``vmax``."""
+    from matplotlib import colormaps  # imported on use: matplotlib is slow to import
+
+    return (colormaps["inferno"](np.clip(err / max(vmax, 1e-6), 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
 def colorize_error(pred: np.ndarray, gt: np.ndarray, vmax: float | None = None) -> np.ndarray:
     """|pred - gt| over valid gt (> 0) as a heat map from 0 to ``vmax`` (default
     :func:`error_range`); black = invalid."""
-    from matplotlib import colormaps  # imported on use: matplotlib is slow to import
-
     valid = gt > 0
-    err = np.where(valid, np.abs(pred - gt), 0.0)
-    if vmax is None:
-        vmax = error_range(pred, gt)
-    rgb = (colormaps["inferno"](np.clip(err / max(vmax, 1e-6), 0, 1))[..., :3] * 255).astype(np.uint8)
+    rgb = error_colours(
+        np.where(valid, np.abs(pred - gt), 0.0), error_range(pred, gt) if vmax is None else vmax
+    )
     rgb[~valid] = 0
     return rgb
 
@@ -166,7 +170,7 @@ class DepthTask(Task):
         if gt is None or not (gt > 0).any():
             return bar
         top = error_range(pred, gt)
-        heat = colorize_error(np.linspace(0.0, top, 256)[None] + 1.0, np.ones((1, 256)), top)[0]
+        heat = error_colours(np.linspace(0.0, top, 256), top)
         return side_by_side(
             [bar, colour_bar(heat, 0.0, top, self.unit, "|error|", width=min(width // 4, 160))]
         )

@@ -106,3 +106,14 @@ def side_by_side(strips: Sequence[np.ndarray], gap: int = 16) -> np.ndarray:
         if i < len(strips) - 1:
             parts.append(np.full((height, gap, 3), BACKGROUND, dtype=np.uint8))
     return np.concatenate(parts, axis=1)
+
+
+def vstack_left(top: np.ndarray, strips: Sequence[np.ndarray]) -> np.ndarray:
+    """``top`` with each strip below it, left-aligned on white, as wide as the widest part."""
+    width = max(top.shape[1], *(s.shape[1] for s in strips))
+    rows = []
+    for part in (top, *strips):
+        row = np.full((part.shape[0], width, 3), BACKGROUND, dtype=np.uint8)
+        row[:, : part.shape[1]] = part
+        rows.append(row)
+    return np.concatenate(rows, axis=0)

@@ -238,6 +238,7 @@ class DenseMTLModule(L.LightningModule):
         from densemtl.tasks.semseg import default_palette
 
         palette = self.class_colors or default_palette(self.channels.get("semseg", 1))
+        ranges = getattr(getattr(self.trainer, "datamodule", None), "panel_ranges", None)
         for i in range(min(self.hparams.log_images, batch["image"].shape[0])):
             pred = {t: get_task(t).to_numpy(out[i]) for t, out in outputs.items()}
             gt = {
@@ -249,7 +250,7 @@ class DenseMTLModule(L.LightningModule):
                 pred,
                 gt,
                 class_names=self.hparams.get("class_names"),
-                ranges=getattr(getattr(self.trainer, "datamodule", None), "panel_ranges", None),
+                ranges=ranges,
             )
             experiment.add_image(f"val/panel_{i}", panel, self.global_step, dataformats="HWC")
 
