@@ -19,7 +19,79 @@ from pathlib import Path
 from typing import Any
 
 from densemtl.training.module import DenseMTLModule
-from densemtl.training.semi import SemiDataModule, SemiSupervisedModule
+from densemtl.training.semi import SemiDataModule, SemiDiagnostics, SemiSupervisedModule
+
+
+def train_and_test(
+    out_dir: str | Path,
+    semi: bool,
+    fraction: float = 0.1,
+    max_steps: int = 1500,
+    image_size: Sequence[int] = (96, 128),
+    model: str = "ccam",
+    model_options: Mapping[str, Any] | None = None,
+    batch_size: int = 8,
+    num_images: int = 1200,
+    seed: int = 0,
+    semi_options: Mapping[str, Any] | None = None,
+    accelerator: str = "auto",
+    diagnostics_every: int = 0,
+) -> dict[str, Any]:
+    """Train one arm (supervised-only on the labelled part, or semi-supervised) and test it.
+
+    Returns the test metrics, plus ``diagnostics`` (the :class:`SemiDiagnostics` rows) when
+    ``diagnostics_every > 0`` (supervised-only: the student's scores on the same images).
+    """
+    import lightning as L
+
+    out = Path(out_dir)
+    L.seed_everything(seed, workers=True)
+    data = SemiDataModule(
+        dataset="synthetic",
+        image_size=image_size,
+        batch_size=batch_size,
+        cache_in_memory=True,
+        tasks=["semseg", "depth"],
+        synthetic={"num_images": num_images},
+        labelled_fraction=fraction,
+        split_seed=seed,
+        semi=semi,
+        keep_unlabelled_labels=dict(semi_options or {}).get("pseudo_labels") == "ground_truth",
+        scales=(1.0, 1.25),
+        color_jitter=0.1,
+    )
+    data.prepare_data()
+    common = dict(
+        model=model,
+        tasks=["semseg", "depth"],
+        num_classes=data.num_classes,
+        model_options=dict(model_options or {"backbone": "resnet18", "decoder_channels": 64}),
+        losses={"semseg": "cross_entropy", "depth": "log_l1"},
+        lr=2e-3,
+        scheduler="cosine",
+        log_images=0,
+    )
+    module = SemiSupervisedModule(**common, **dict(semi_options or {})) if semi else DenseMTLModule(**common)
+    diagnostics = SemiDiagnostics(diagnostics_every, path=str(out / "semi_diagnostics.json"))
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator=accelerator,
+        devices=1,
+        default_root_dir=str(out),
+        limit_val_batches=0,
+        enable_checkpointing=False,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        precision="32-true",
+        callbacks=[diagnostics] if diagnostics_every > 0 else [],
+    )
+    trainer.fit(module, datamodule=data)
+    trainer.test(module, datamodule=data, verbose=False)
+    result: dict[str, Any] = dict(module.test_results)
+    if diagnostics_every > 0:
+        result["diagnostics"] = diagnostics.history
+    return result
 
 
 def run_label_fraction_experiment(
@@ -37,56 +109,24 @@ def run_label_fraction_experiment(
 ) -> dict[str, dict[str, float]]:
     """Train supervised-only and semi-supervised models on the same labelled subset of the
     synthetic scenes and test both; writes ``results.json`` and ``results.md`` in ``out_dir``."""
-    import lightning as L
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    options = dict(model_options or {"backbone": "resnet18", "decoder_channels": 64})
     results: dict[str, dict[str, float]] = {}
     for name, semi in (("supervised", False), ("semi", True)):
-        L.seed_everything(seed, workers=True)
-        data = SemiDataModule(
-            dataset="synthetic",
-            image_size=image_size,
-            batch_size=batch_size,
-            cache_in_memory=True,
-            tasks=["semseg", "depth"],
-            synthetic={"num_images": num_images},
-            labelled_fraction=fraction,
-            split_seed=seed,
-            semi=semi,
-            scales=(1.0, 1.25),
-            color_jitter=0.1,
+        results[name] = train_and_test(
+            out / name,
+            semi,
+            fraction,
+            max_steps,
+            image_size,
+            model,
+            model_options,
+            batch_size,
+            num_images,
+            seed,
+            semi_options,
+            accelerator,
         )
-        data.prepare_data()
-        common = dict(
-            model=model,
-            tasks=["semseg", "depth"],
-            num_classes=data.num_classes,
-            model_options=options,
-            losses={"semseg": "cross_entropy", "depth": "log_l1"},
-            lr=2e-3,
-            scheduler="cosine",
-            log_images=0,
-        )
-        module = (
-            SemiSupervisedModule(**common, **dict(semi_options or {})) if semi else DenseMTLModule(**common)
-        )
-        trainer = L.Trainer(
-            max_steps=max_steps,
-            accelerator=accelerator,
-            devices=1,
-            default_root_dir=str(out / name),
-            limit_val_batches=0,
-            enable_checkpointing=False,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            precision="32-true",
-        )
-        trainer.fit(module, datamodule=data)
-        trainer.test(module, datamodule=data, verbose=False)
-        results[name] = dict(module.test_results)
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
     keys = [
         k for k in ("miou", "pixel_acc", "abs_rel", "rmse", "delta1") if any(k in r for r in results.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from densemtl.data.sample import IGNORE_INDEX
@@ -155,3 +156,69 @@ def test_affinemix_transform_mirrors_normals_per_sample() -> None:
     # depth: zoom rule only; a mirror moves pixels but keeps values
     depth = torch.rand(2, 1, 4, 4) + 1
     assert torch.equal(AffineMix().transform("depth", depth, params)[0], depth[0].flip(-1))
+
+
+# --- ClassMix and CutMix: the reference mixes --------------------------------------------------
+def _two_scenes(b: int = 3, h: int = 12, w: int = 16) -> tuple[dict, dict]:
+    g = torch.Generator().manual_seed(0)
+
+    def scene() -> dict:
+        labels = torch.randint(0, 5, (b, h, w), generator=g)
+        return {
+            "image": torch.rand(b, 3, h, w, generator=g),
+            "semseg": labels,
+            "depth": torch.rand(b, 1, h, w, generator=g) + 0.5,
+        }
+
+    return scene(), scene()
+
+
+def test_classmix_pastes_half_of_the_present_classes_with_their_pixels() -> None:
+    from densemtl.training.augment import ClassMix
+
+    source, target = _two_scenes()
+    source["semseg"][0] = source["semseg"][0].clamp(max=3)  # 4 classes present in sample 0
+    predicted = source["semseg"].clone()
+    mixed, mask = ClassMix()(source, target, predicted, generator=torch.Generator().manual_seed(1))
+    for i in range(3):
+        present = predicted[i].unique()
+        pasted = predicted[i][mask[i]].unique()
+        assert len(pasted) == -(-len(present) // 2)  # ceil(n / 2) classes ...
+        assert torch.equal(mask[i], torch.isin(predicted[i], pasted))  # ... with all their pixels
+    m = mask[:, None]
+    assert torch.equal(mixed["image"], torch.where(m, source["image"], target["image"]))
+    assert torch.equal(mixed["depth"], torch.where(m, source["depth"], target["depth"]))
+    assert torch.equal(mixed["semseg"], torch.where(mask, source["semseg"], target["semseg"]))
+
+
+def test_classmix_ignores_unlabelled_pixels_when_choosing_classes() -> None:
+    from densemtl.data.sample import IGNORE_INDEX
+    from densemtl.training.augment import ClassMix
+
+    classes = torch.full((1, 4, 4), IGNORE_INDEX)
+    classes[0, 0, 0] = 2
+    mask = ClassMix(fraction=1.0).masks(classes)
+    assert int(mask.sum()) == 1 and bool(mask[0, 0, 0])
+    assert not ClassMix().masks(torch.full((1, 4, 4), IGNORE_INDEX)).any()
+
+
+def test_cutmix_pastes_one_box_of_the_requested_area() -> None:
+    from densemtl.training.augment import CutMix
+
+    source, target = _two_scenes(b=16, h=60, w=80)
+    mixed, mask = CutMix(area=0.25)(source, target, generator=torch.Generator().manual_seed(0))
+    for box in mask:
+        rows, cols = box.any(1).nonzero()[:, 0], box.any(0).nonzero()[:, 0]
+        # one filled rectangle: its bounding box is all True
+        assert bool(box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())
+        assert int(box.sum()) == len(rows) * len(cols)
+        assert abs(box.float().mean().item() - 0.25) < 0.03
+    assert torch.equal(mixed["semseg"], torch.where(mask, source["semseg"], target["semseg"]))
+
+
+@pytest.mark.parametrize(("cls", "options"), [("ClassMix", {"fraction": 0.0}), ("CutMix", {"area": 1.0})])
+def test_mix_options_out_of_range_are_refused(cls: str, options: dict) -> None:
+    from densemtl.training import augment
+
+    with pytest.raises(ValueError, match=next(iter(options))):
+        getattr(augment, cls)(**options)

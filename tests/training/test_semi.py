@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from conftest import quiet_trainer
 from densemtl.data.sample import IGNORE_INDEX, collate
 from densemtl.training.semi import (
+    MIXES,
     SemiSupervisedModule,
     _Unlabelled,
     ema_update,
@@ -79,14 +80,14 @@ def _samples(n: int, h: int = 32, w: int = 32, seed: int = 0) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("use_affinemix", [True, False])
-def test_tiny_end_to_end(tmp_path, use_affinemix: bool) -> None:
+@pytest.mark.parametrize("mix", MIXES)
+def test_tiny_end_to_end(tmp_path, mix: str) -> None:
     module = SemiSupervisedModule(
         model="hard_sharing",
         num_classes=3,
         model_options={"backbone": "resnet18", "decoder_channels": 8},
         confidence=0.0,
-        use_affinemix=use_affinemix,
+        mix=mix,
         coloraug_unlabelled=True,
         log_images=0,
         ema_decay=0.5,
@@ -329,7 +330,7 @@ def _batch(n: int = 2, seed: int = 0) -> dict:
 def test_unlabelled_seg_loss_is_a_mean_over_the_kept_pixels() -> None:
     import torch.nn.functional as F
 
-    module = _tiny_semi(confidence=0.4, use_affinemix=False, use_coloraug=False)
+    module = _tiny_semi(confidence=0.4, mix="none", use_coloraug=False)
     unlabelled = _batch(seed=1)
     terms = module.unsupervised_losses(_batch(), unlabelled)
     with torch.no_grad():
@@ -445,3 +446,139 @@ def test_evaluation_uses_the_teacher_with_its_auxiliary_terms() -> None:
         teacher_out = module.teacher(batch["image"])
         expected = module.losses.auxiliary_terms(teacher_out, batch)
     assert torch.allclose(terms["depth:transfer"], expected["depth:transfer"])
+
+
+def test_unlabelled_loss_normalised_over_all_pixels_is_the_kept_mean_times_the_kept_share() -> None:
+    unlabelled = _batch(seed=1)
+    kept_terms = _tiny_semi(confidence=0.4, mix="none", use_coloraug=False).unsupervised_losses(
+        _batch(), unlabelled
+    )
+    module = _tiny_semi(confidence=0.4, mix="none", use_coloraug=False, unsup_normalise="all")
+    all_terms = module.unsupervised_losses(_batch(), unlabelled)
+    with torch.no_grad():
+        confidence = torch.softmax(module.teacher.eval()(unlabelled["image"])["semseg"], 1).amax(1)
+    share = (confidence >= 0.4).float().mean()
+    assert 0 < share < 1
+    expected = kept_terms["semseg:unlabelled"] * share
+    assert torch.allclose(all_terms["semseg:unlabelled"], expected, atol=1e-6)
+    # the depth pseudo-targets are valid everywhere: the share is 1, the terms equal
+    assert torch.allclose(all_terms["depth:unlabelled"], kept_terms["depth:unlabelled"], atol=1e-6)
+
+
+@pytest.mark.parametrize(("option", "value"), [("mix", "mixup"), ("unsup_normalise", "pixels")])
+def test_unknown_semi_options_are_refused(option: str, value: str) -> None:
+    with pytest.raises(ValueError, match=option):
+        _tiny_semi(**{option: value})
+
+
+def test_classmix_student_sees_the_mix_of_the_pseudo_labelled_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ClassMix the student's unlabelled input is the pair mixed by the teacher's classes,
+    and its targets are the pseudo-labels mixed by the same mask."""
+    from densemtl.training import augment
+
+    module = _tiny_semi(confidence=0.0, mix="classmix", use_coloraug=False)
+    seen = {}
+    original = augment.ClassMix.__call__
+
+    def recording(self, source, target, source_classes, generator=None):
+        mixed, mask = original(self, source, target, source_classes, generator)
+        seen.update(source=source, target=target, classes=source_classes, mixed=mixed, mask=mask)
+        return mixed, mask
+
+    monkeypatch.setattr(augment.ClassMix, "__call__", recording)
+    unlabelled = _batch(seed=1)
+    module.unsupervised_losses(_batch(), unlabelled)
+    with torch.no_grad():
+        teacher = module.teacher.eval()(unlabelled["image"])["semseg"].argmax(1)
+    assert torch.equal(seen["classes"], teacher)
+    assert torch.equal(seen["source"]["image"], unlabelled["image"])
+    assert torch.equal(seen["target"]["image"], unlabelled["image"].roll(1, dims=0))
+    m = seen["mask"]
+    assert m.any() and (~m).any()
+    assert torch.equal(seen["mixed"]["semseg"], torch.where(m, teacher, teacher.roll(1, dims=0)))
+
+
+def _semi_data(root: Path):
+    from densemtl.training.semi import SemiDataModule
+
+    return SemiDataModule(
+        dataset="folder",
+        root=str(root),
+        image_size=(32, 48),
+        batch_size=2,
+        labelled_fraction=0.5,
+        tasks=["semseg", "depth"],
+        scales=(1.0,),
+        flip=False,
+        color_jitter=0.0,  # deterministic images, so that the test can draw the same ones
+    )
+
+
+def test_semi_diagnostics_measure_the_teacher_without_changing_training(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    from densemtl.training.semi import SemiDiagnostics
+
+    def fit(callbacks: list) -> SemiSupervisedModule:
+        import lightning as L
+
+        L.seed_everything(0)
+        module = _tiny_semi(num_classes=4, confidence=0.3, ema_decay=0.5, mix="classmix")
+        quiet_trainer(tmp_path, max_steps=4, callbacks=callbacks).fit(
+            module, datamodule=_semi_data(tiny_dataset)
+        )
+        return module
+
+    diagnostics = SemiDiagnostics(every_n_steps=2, num_images=3, path=str(tmp_path / "d.json"))
+    with_callback, without = fit([diagnostics]), fit([])
+    for a, b in zip(with_callback.state_dict().values(), without.state_dict().values()):
+        assert torch.equal(a, b)
+    rows = json.loads((tmp_path / "d.json").read_text())
+    assert rows == diagnostics.history
+    assert [r["step"] for r in rows] == [2.0, 4.0] and rows[-1]["final"] == 1.0
+    for row in rows:
+        for key in ("teacher_miou", "student_miou", "teacher_confident_share", "teacher_delta1"):
+            assert 0.0 <= row[key] <= 1.0, key
+    # the last row is the final teacher, measured independently here
+    from densemtl.metrics.seg import SegmentationMetrics
+    from densemtl.training.semi import split_labelled
+
+    data = _semi_data(tiny_dataset)
+    train = data.split_dataset("train")
+    _, unlabelled = split_labelled(len(train), 0.5, 0)
+    batch = collate([train[i] for i in unlabelled[:3]], tasks=["semseg", "depth"])
+    with torch.no_grad():
+        logits = with_callback.teacher.eval()(batch["image"])["semseg"]
+    seg = SegmentationMetrics(4)
+    seg.update(logits, batch["semseg"])
+    assert rows[-1]["teacher_miou"] == pytest.approx(float(seg.compute()["miou"]), abs=1e-6)
+    assert 0.0 <= rows[-1]["teacher_miou_bn_recomputed"] <= 1.0
+
+
+def test_ground_truth_oracle_mixes_the_true_labels_and_needs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from densemtl.training import augment
+
+    module = _tiny_semi(confidence=0.99, mix="classmix", use_coloraug=False, pseudo_labels="ground_truth")
+    without_labels = collate([{"image": s["image"]} for s in _samples(2, seed=1)])
+    with pytest.raises(ValueError, match="keep_unlabelled_labels"):
+        module.unsupervised_losses(_batch(), without_labels)
+    seen = {}
+    original = augment.ClassMix.__call__
+
+    def recording(self, source, target, source_classes, generator=None):
+        seen.update(source=source, classes=source_classes)
+        return original(self, source, target, source_classes, generator)
+
+    monkeypatch.setattr(augment.ClassMix, "__call__", recording)
+    unlabelled = _batch(seed=1)
+    module.unsupervised_losses(_batch(), unlabelled)
+    # the confidence threshold (0.99) does not apply to true labels: every labelled pixel is kept
+    assert torch.equal(seen["source"]["semseg"], unlabelled["semseg"])
+    assert torch.equal(seen["source"]["depth"], unlabelled["depth"])
+    assert torch.equal(seen["classes"], unlabelled["semseg"])
+
+
+def test_unlabelled_view_keeps_labels_only_for_the_oracle() -> None:
+    samples = _samples(2)
+    assert "semseg" not in _Unlabelled(samples)[0]
+    assert torch.equal(_Unlabelled(samples, keep_labels=True)[0]["semseg"], samples[0]["semseg"])

@@ -17,6 +17,8 @@ augmentation using predicted semantics". Hypotheses implemented here, every choi
   the paste. The transform has no rotation, so normals need no rotation either: a zoom about the
   centre and a translation are modelled as the camera approaching / panning, which keeps surface
   orientations in the camera frame (exact for the approach, first-order for the pan).
+* :class:`ClassMix` and :class:`CutMix`: the usual mean-teacher mixes (no transform, no depth
+  ordering), the reference that AffineMix is compared with.
 * :class:`ColorAug`: independent photometric jitter (brightness, contrast, saturation, per-channel
   gain) per (predicted) semantic region; depth and labels are returned untouched (the same tensors).
 
@@ -99,7 +101,7 @@ class AffineMix:
         translate: maximal translation as a fraction of the size (uniform in ``[-t, t]``).
         flip: probability of mirroring the source.
         depth_order: paste only where the (rescaled) source is closer; False pastes the whole
-            warped frame (ClassMix-like, for ablation).
+            warped frame (for ablation).
         rescale_depth: divide the pasted depth by ``s`` (True) or keep it.
         disparity: the depth maps are disparities (rescaled by ``* s`` instead of ``/ s``, closer =
             larger).
@@ -188,12 +190,106 @@ class AffineMix:
             src_valid, dst_valid = src_d > 0, dst_d > 0
             closer = src_d > dst_d if self.disparity else src_d < dst_d
             mask = inside & src_valid & (closer | ~dst_valid)
-        mixed: dict[str, torch.Tensor] = {}
-        for key, value in target.items():
-            if key in source:
-                rules = get_task(key) if key in TASKS else _PLAIN_MAP
-                mixed[key] = rules.mix(self.transform(key, source[key], params), value, mask)
-        return mixed, mask
+        moved = {key: self.transform(key, value, params) for key, value in source.items() if key in target}
+        return paste(moved, target, mask), mask
+
+
+def paste(
+    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The maps of ``target`` with ``source``'s pasted where ``mask`` (bool [B, H, W]), each by its
+    task's :meth:`~densemtl.tasks.base.Task.mix` rule (keys in both only)."""
+    mixed: dict[str, torch.Tensor] = {}
+    for key, value in target.items():
+        if key in source:
+            rules = get_task(key) if key in TASKS else _PLAIN_MAP
+            mixed[key] = rules.mix(source[key], value, mask)
+    return mixed
+
+
+class ClassMix:
+    """ClassMix (Olsson et al., WACV 2021, Sec. 3.1): paste the pixels of half of the classes
+    present in the source's predicted segmentation (``argmax``, confident or not) onto the target.
+
+    Args:
+        fraction: share of the present classes pasted (``ceil(fraction * n)``, at least one).
+    """
+
+    def __init__(self, fraction: float = 0.5) -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"classmix fraction must be in (0, 1], got {fraction}")
+        self.fraction = float(fraction)
+
+    def masks(self, classes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Bool [B, H, W]: pixels of ``classes`` ([B, H, W] ids) in a random subset of each
+        sample's present classes."""
+        out = torch.zeros(classes.shape, dtype=torch.bool, device=classes.device)
+        for i, ids in enumerate(classes):
+            present = ids[ids != IGNORE_INDEX].unique()
+            if present.numel() == 0:
+                continue
+            k = max(1, int(torch.tensor(self.fraction * present.numel()).ceil()))
+            order = torch.randperm(present.numel(), generator=generator)[:k].to(present.device)
+            out[i] = torch.isin(ids, present[order])
+        return out
+
+    def __call__(
+        self,
+        source: Mapping[str, torch.Tensor],
+        target: Mapping[str, torch.Tensor],
+        source_classes: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Mix two batches of samples (as :class:`AffineMix`); ``source_classes`` ([B, H, W]) are
+        the source's predicted classes that choose the pasted regions."""
+        mask = self.masks(source_classes, generator)
+        return paste(source, target, mask), mask
+
+
+class CutMix:
+    """CutMix (Yun et al., ICCV 2019) as a mean-teacher mix (French et al., BMVC 2020): paste one
+    random box covering ``area`` of the image, with a random aspect ratio, at a random place.
+
+    Args:
+        area: box area as a fraction of the image.
+    """
+
+    def __init__(self, area: float = 0.5) -> None:
+        if not 0.0 < area < 1.0:
+            raise ValueError(f"cutmix area must be in (0, 1), got {area}")
+        self.area = float(area)
+
+    def masks(
+        self,
+        batch: int,
+        size: Sequence[int],
+        device: torch.device | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Bool [B, H, W]: one box per sample."""
+        h, w = int(size[0]), int(size[1])
+        u = torch.rand(3, batch, generator=generator)
+        # aspect ratio in [area, 1 / area] (log-uniform) keeps both sides inside the image
+        aspect = torch.exp((2 * u[0] - 1) * torch.log(torch.tensor(1.0 / self.area)))
+        box_h = (h * (self.area * aspect).sqrt()).clamp(1, h).round().long()
+        box_w = (w * (self.area / aspect).sqrt()).clamp(1, w).round().long()
+        top = ((h - box_h) * u[1]).long()
+        left = ((w - box_w) * u[2]).long()
+        rows = torch.arange(h)[None, :, None]
+        cols = torch.arange(w)[None, None, :]
+        inside_rows = (rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+        inside_cols = (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None])
+        return (inside_rows & inside_cols).to(device)
+
+    def __call__(
+        self,
+        source: Mapping[str, torch.Tensor],
+        target: Mapping[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        image = source["image"]
+        mask = self.masks(image.shape[0], image.shape[-2:], image.device, generator)
+        return paste(source, target, mask), mask
 
 
 class ColorAug:
