@@ -12,6 +12,10 @@ Valpola 2017) produces
   labelled image against its ground-truth depth, and optionally on unlabelled images against the
   teacher's depth).
 
+``mix`` replaces AffineMix by the usual mean-teacher mixes (ClassMix, Olsson et al. WACV 2021;
+CutMix, French et al. BMVC 2020) or none, for the ablation; :class:`SemiDiagnostics` measures the
+teacher on the hidden labels of unlabelled images.
+
 ``L = weighting(supervised terms, ramp * w_u L_mix_seg, ramp * w_u w_ud L_mix_depth, ramp * w_c L_coloraug)``:
 the unsupervised terms are extra terms of their task (:class:`~densemtl.losses.compose.LossTerms`).
 
