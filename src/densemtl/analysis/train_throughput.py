@@ -24,8 +24,8 @@ the medians over the rounds and their ranges. The loop's rate excludes validatio
 is timed from its start to the next training batch: the validation loop, its panels and the
 checkpoint it triggers); with validation is that rate with the measured validation time spread
 over the config's validation interval (``val_check_interval``). The fit runs
-``warmup + rounds x steps + 1`` optimiser steps (the config's ``max_steps`` is replaced, so the learning-rate
-schedule is shorter than the recipe's; the cost of a step is not). ``--steps`` defaults to the
+``warmup + rounds x steps + 1`` optimiser steps (the config's ``max_steps`` is replaced, so the
+learning-rate schedule is shorter than the recipe's; the cost of a step is not). ``--steps`` defaults to the
 config's ``log_every_n_steps``: each round then holds one write of the logged metrics.
 
 For the whole measurement glibc's malloc keeps freed memory (fixed mmap and trim thresholds,
@@ -61,11 +61,14 @@ from densemtl.errors import ConfigError, DenseMTLError
 __all__ = [
     "SECTION",
     "ThroughputTimer",
+    "check_counts",
     "command_line",
+    "keep_freed_memory",
     "markdown_section",
     "measure_train_throughput",
     "throughput_overrides",
     "update_subsection",
+    "write_json",
 ]
 
 SECTION = "## Training throughput (densemtl benchmark --train)"
