@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from densemtl.analysis.profile import synchronize
 from densemtl.errors import ConfigError
 
 __all__ = [
@@ -96,21 +97,16 @@ EXPORTED_PATHS = (
 CUDA_PATHS = ("eager", "channels_last", "compile", "fp16", "bf16", "fp16_cudagraph")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _time(fn: Callable[[], Any], runs: int, warmup: int, device: torch.device) -> list[float]:
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(runs):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append((time.perf_counter() - t0) * 1000.0)
     return times
 
@@ -352,10 +348,10 @@ def _time_interleaved(
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
         for fn, record in zip(fns, times):
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             fn()
-            _sync(device)
+            synchronize(device)
             record.append((time.perf_counter() - t0) * 1000.0)
     return times
 

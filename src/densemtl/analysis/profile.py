@@ -128,7 +128,8 @@ def _maxrss_kb() -> int:
     return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on CPU. Every timer here calls it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -180,10 +181,10 @@ def profile_model(
         for _ in range(warmup):
             model(x)
         for _ in range(runs):
-            _sync(dev)
+            synchronize(dev)
             t0 = time.perf_counter()
             model(x)
-            _sync(dev)
+            synchronize(dev)
             times.append((time.perf_counter() - t0) * 1000.0)
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20

@@ -56,6 +56,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from densemtl.analysis.profile import synchronize
 from densemtl.errors import ConfigError, DenseMTLError
 
 __all__ = [
@@ -110,11 +111,6 @@ def throughput_overrides(config: str | Path, root: str | Path, extra: Sequence[s
     if not path.is_file():
         raise ConfigError(f"--config {config}: file not found")
     return ["--config", str(path), *extra, "--trainer.default_root_dir", str(root)]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _clone_batch(batch: Any) -> Any:
@@ -187,7 +183,7 @@ class ThroughputTimer(Callback):
         offset = b - self.warmup_steps
         boundary = offset >= 0 and offset % self.steps == 0
         if boundary:
-            _sync(self._device)
+            synchronize(self._device)
         now = time.perf_counter()
         if b > 0:
             self._close_step(b - 1, now)
@@ -249,11 +245,11 @@ class ThroughputTimer(Callback):
         assert self._bare_step is not None
         for _ in range(warmup):
             self._bare_step()
-        _sync(self._device)
+        synchronize(self._device)
         faults, start = _faults(), time.perf_counter()
         for _ in range(self.steps):
             self._bare_step()
-        _sync(self._device)
+        synchronize(self._device)
         self.bare_s.append(time.perf_counter() - start)
         self.bare_faults += _faults() - faults
 
