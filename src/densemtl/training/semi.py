@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -324,15 +325,11 @@ class SemiDiagnostics(Callback):
             if isinstance(pl_module, SemiSupervisedModule):
                 nets.insert(0, ("teacher", pl_module.teacher.eval()))
             if self._batch is not None:  # None: every training image is labelled
-                batch = {
-                    k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in self._batch.items()
-                }
+                batch = move_data_to_device(self._batch, pl_module.device)
                 for name, net in nets:
                     row.update(_diagnostic_scores(name, _predict(net, batch["image"]), batch, pl_module))
             # the same scores on labelled images: the gap says how much the labels are overfitted
-            labelled = {
-                k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in self._labelled.items()
-            }
+            labelled = move_data_to_device(self._labelled, pl_module.device)
             seen = _diagnostic_scores(
                 "student", _predict(pl_module.net, labelled["image"]), labelled, pl_module
             )
@@ -360,13 +357,9 @@ class SemiDiagnostics(Callback):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         row = self.measure(pl_module)
         if "semseg" in pl_module.tasks and isinstance(pl_module, SemiSupervisedModule) and self._batch:
-            recomputed = _with_recomputed_bn(pl_module.teacher, self._batch["image"].to(pl_module.device))
-            scores = _diagnostic_scores(
-                "teacher",
-                _predict(recomputed, self._batch["image"].to(pl_module.device)),
-                self._batch,
-                pl_module,
-            )
+            image = self._batch["image"].to(pl_module.device)
+            recomputed = _with_recomputed_bn(pl_module.teacher, image)
+            scores = _diagnostic_scores("teacher", _predict(recomputed, image), self._batch, pl_module)
             row["teacher_miou_bn_recomputed"] = scores["teacher_miou"]
         row["final"] = 1.0
         self.history = [r for r in self.history if r["step"] != row["step"]]
